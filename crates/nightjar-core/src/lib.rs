@@ -1,0 +1,14 @@
+//! nightjar's survey-agnostic core: the alert model, raw field access, origins and errors.
+//!
+//! Invariant: this crate does no I/O and knows no survey's wire format.
+
+pub mod error;
+pub mod model;
+pub mod origin;
+pub mod photometry;
+pub mod raw;
+
+pub use error::{DecodeError, DecodeErrorKind};
+pub use model::{Alert, Band, Cutout, CutoutKind, Detection, ForcedPhotometry, Survey, UpperLimit};
+pub use origin::Origin;
+pub use raw::{FieldValue, RawAlert, RawBytes, RawRecord};
