@@ -273,7 +273,9 @@ impl RawFieldType for std::collections::BTreeMap<String, String> {
 /// ```
 ///
 /// Every field becomes `Option<T>` and missing fields deserialize as `None`, so one struct
-/// reads every schema version. Field names are the Avro names, verbatim.
+/// reads every schema version. Field names are the Avro names, verbatim. `None` fields are left
+/// out when serializing, so a record re-encodes with its own writer schema (which writes absent
+/// nullable fields as null).
 #[macro_export]
 macro_rules! avro_record {
     (
@@ -287,7 +289,11 @@ macro_rules! avro_record {
         #[serde(default)]
         #[allow(non_snake_case)]
         pub struct $name {
-            $( $(#[$field_meta])* pub $field: Option<$ty>, )*
+            $(
+                $(#[$field_meta])*
+                #[serde(skip_serializing_if = "Option::is_none")]
+                pub $field: Option<$ty>,
+            )*
         }
 
         impl $crate::raw::RawRecord for $name {
