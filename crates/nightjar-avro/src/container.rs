@@ -129,7 +129,12 @@ impl<'a> Container<'a> {
             None => Codec::Null,
         };
         let schema = cache.get_or_parse(schema_json).map_err(DecodeErrorKind::Schema)?;
-        Ok(Container { schema, codec, sync: header.sync, body })
+        Ok(Container {
+            schema,
+            codec,
+            sync: header.sync,
+            body,
+        })
     }
 
     /// Decodes every record of every block as `T`.
@@ -156,9 +161,8 @@ impl<'a> Container<'a> {
                     block.count
                 )));
             }
-            let data = decompress(self.codec, block.data).map_err(|reason| {
-                DecodeErrorKind::Corrupt(format!("block {block_index}: {reason}"))
-            })?;
+            let data = decompress(self.codec, block.data)
+                .map_err(|reason| DecodeErrorKind::Corrupt(format!("block {block_index}: {reason}")))?;
             decode_block::<T>(&self.schema.schema, &data, block.count as usize, &mut records);
             block_index += 1;
         }
@@ -202,10 +206,8 @@ fn decode_block<T: DeserializeOwned>(
             }
         }
     }
-    if !rest.is_empty() && records.last().is_some_and(Result::is_ok) {
-        if let Some(last) = records.last_mut() {
-            *last = Err(DecodeErrorKind::TrailingBytes(rest.len()));
-        }
+    if let Some(last) = records.last_mut().filter(|last| last.is_ok() && !rest.is_empty()) {
+        *last = Err(DecodeErrorKind::TrailingBytes(rest.len()));
     }
 }
 

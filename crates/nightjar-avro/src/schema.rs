@@ -49,7 +49,13 @@ impl WriterSchema {
                 }
             }
         }
-        Ok(WriterSchema { schema, json: json.to_string(), name, fields, nested_fields })
+        Ok(WriterSchema {
+            schema,
+            json: json.to_string(),
+            name,
+            fields,
+            nested_fields,
+        })
     }
 
     /// True when the top-level record has a field of this name.
@@ -86,13 +92,13 @@ fn collect_named_records(value: &Value, namespace: Option<&str>, named: &mut Has
     match value {
         Value::Object(object) => {
             let own_namespace = object.get("namespace").and_then(Value::as_str).or(namespace);
-            if object.get("type").and_then(Value::as_str) == Some("record") {
-                if let Some(name) = object.get("name").and_then(Value::as_str) {
-                    let fields = field_names(object);
-                    named.insert(full_name(name, own_namespace), fields.clone());
-                    let short = name.rsplit('.').next().unwrap_or(name);
-                    named.entry(short.to_string()).or_insert(fields);
-                }
+            if object.get("type").and_then(Value::as_str) == Some("record")
+                && let Some(name) = object.get("name").and_then(Value::as_str)
+            {
+                let fields = field_names(object);
+                named.insert(full_name(name, own_namespace), fields.clone());
+                let short = name.rsplit('.').next().unwrap_or(name);
+                named.entry(short.to_string()).or_insert(fields);
             }
             for child in object.values() {
                 collect_named_records(child, own_namespace, named);
@@ -141,10 +147,10 @@ impl SchemaCache {
     /// The parsed schema for this JSON text, parsing it on first sight.
     pub fn get_or_parse(&mut self, json: &[u8]) -> Result<Arc<WriterSchema>, String> {
         let key = xxhash_rust::xxh3::xxh3_64(json);
-        if let Some(schema) = self.by_text.get(&key) {
-            if schema.json.as_bytes() == json {
-                return Ok(schema.clone());
-            }
+        if let Some(schema) = self.by_text.get(&key)
+            && schema.json.as_bytes() == json
+        {
+            return Ok(schema.clone());
         }
         let text = std::str::from_utf8(json).map_err(|error| format!("schema is not UTF-8: {error}"))?;
         let schema = Arc::new(WriterSchema::parse(text)?);

@@ -31,7 +31,9 @@ pub fn compare_records(ours: &Value, theirs: &Value) -> Comparison {
             }
             for (key, our_value) in ours {
                 if !theirs.contains_key(key) && !our_value.is_null() {
-                    comparison.mismatches.push(format!("{key}: ours {our_value}, absent in theirs"));
+                    comparison
+                        .mismatches
+                        .push(format!("{key}: ours {our_value}, absent in theirs"));
                 }
             }
         }
@@ -56,12 +58,16 @@ fn compare_values(path: &str, ours: &Value, theirs: &Value, comparison: &mut Com
                 let child = format!("{path}.{key}");
                 match our_map.get(key) {
                     Some(our_value) => compare_values(&child, our_value, their_value, comparison),
-                    None => comparison.mismatches.push(format!("{child}: absent in ours, theirs {their_value}")),
+                    None => comparison
+                        .mismatches
+                        .push(format!("{child}: absent in ours, theirs {their_value}")),
                 }
             }
             for (key, our_value) in our_map {
                 if !their_map.contains_key(key) && !our_value.is_null() {
-                    comparison.mismatches.push(format!("{path}.{key}: ours {our_value}, absent in theirs"));
+                    comparison
+                        .mismatches
+                        .push(format!("{path}.{key}: ours {our_value}, absent in theirs"));
                 }
             }
         }
@@ -86,11 +92,15 @@ fn compare_values(path: &str, ours: &Value, theirs: &Value, comparison: &mut Com
             if equal {
                 comparison.n_equal += 1;
             } else {
-                comparison.mismatches.push(format!("{path}: ours {our_number}, theirs {their_number}"));
+                comparison
+                    .mismatches
+                    .push(format!("{path}: ours {our_number}, theirs {their_number}"));
             }
         }
         _ if ours == theirs => comparison.n_equal += 1,
-        _ => comparison.mismatches.push(format!("{path}: ours {ours}, theirs {theirs}")),
+        _ => comparison
+            .mismatches
+            .push(format!("{path}: ours {ours}, theirs {theirs}")),
     }
 }
 
@@ -120,7 +130,11 @@ mod tests {
     #[test]
     fn datetimes_compare_as_microseconds() {
         let theirs = json!({"t": {"$datetime": {"iso": "2025-01-01T00:00:00+00:00", "epoch_us": 1735689600000000i64}}});
-        assert!(compare_records(&json!({"t": 1735689600000000i64}), &theirs).mismatches.is_empty());
+        assert!(
+            compare_records(&json!({"t": 1735689600000000i64}), &theirs)
+                .mismatches
+                .is_empty()
+        );
         assert_eq!(compare_records(&json!({"t": 1}), &theirs).mismatches.len(), 1);
     }
 

@@ -9,7 +9,9 @@ use crate::origin::Origin;
 pub enum DecodeErrorKind {
     #[error("empty message")]
     Empty,
-    #[error("not an Avro alert: starts with {0}, expected an Avro container (\"Obj\\x01\") or Confluent wire format (0x00 + schema id)")]
+    #[error(
+        "not an Avro alert: starts with {0}, expected an Avro container (\"Obj\\x01\") or Confluent wire format (0x00 + schema id)"
+    )]
     UnknownFormat(String),
     #[error("truncated: {0}")]
     Truncated(String),
@@ -21,7 +23,9 @@ pub enum DecodeErrorKind {
     Schema(String),
     #[error("unknown schema id {id} (bundled Rubin schemas: {known}); configure a schema registry to fetch it")]
     UnknownSchemaId { id: u32, known: String },
-    #[error("not a known survey: the record has none of the fields `candidate` (ZTF) or `diaSource` (Rubin); its top-level fields are {0}")]
+    #[error(
+        "not a known survey: the record has none of the fields `candidate` (ZTF) or `diaSource` (Rubin); its top-level fields are {0}"
+    )]
     UnknownSurvey(String),
     #[error("wrong survey: expected {expected}, found {found}")]
     WrongSurvey { expected: String, found: String },
@@ -48,12 +52,20 @@ pub struct DecodeError {
 impl DecodeError {
     /// An error about the whole message.
     pub fn new(origin: &Origin, kind: DecodeErrorKind) -> DecodeError {
-        DecodeError { origin: origin.clone(), record: None, kind }
+        DecodeError {
+            origin: origin.clone(),
+            record: None,
+            kind,
+        }
     }
 
     /// An error about one record of a message.
     pub fn at_record(origin: &Origin, record: usize, kind: DecodeErrorKind) -> DecodeError {
-        DecodeError { origin: origin.clone(), record: Some(record), kind }
+        DecodeError {
+            origin: origin.clone(),
+            record: Some(record),
+            kind,
+        }
     }
 
     /// A short, stable name of the reason, for metrics and dead-letter counts.

@@ -20,7 +20,10 @@ pub enum Origin {
 impl Origin {
     /// A file holding one message.
     pub fn file(path: impl Into<PathBuf>) -> Origin {
-        Origin::File { path: path.into(), message: 0 }
+        Origin::File {
+            path: path.into(),
+            message: 0,
+        }
     }
 
     /// Bytes in memory with a label that says what they are.
@@ -34,7 +37,11 @@ impl fmt::Display for Origin {
         match self {
             Origin::File { path, message: 0 } => write!(f, "{}", path.display()),
             Origin::File { path, message } => write!(f, "{} message {}", path.display(), message),
-            Origin::Kafka { topic, partition, offset } => {
+            Origin::Kafka {
+                topic,
+                partition,
+                offset,
+            } => {
                 write!(f, "topic {topic} partition {partition} offset {offset}")
             }
             Origin::Memory { label } => f.write_str(label),

@@ -217,7 +217,10 @@ impl<T: RawFieldType> RawFieldType for Option<T> {
         match self {
             Some(value) => value.get_nested(rest),
             // The path exists in the type but the record is absent.
-            None => T::nested_paths().iter().any(|path| path == rest).then_some(FieldValue::Null),
+            None => T::nested_paths()
+                .iter()
+                .any(|path| path == rest)
+                .then_some(FieldValue::Null),
         }
     }
     fn nested_paths() -> Vec<String> {
