@@ -20,7 +20,9 @@ struct MinimalCandidate {
 }
 
 fn data(relative: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data").join(relative);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data")
+        .join(relative);
     std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
 }
 
@@ -56,8 +58,7 @@ fn truncated_container_is_an_error_not_a_panic() {
     let bytes = data("ztf/multi/ztf_v3.3_3alerts_20211124.avro");
     let mut cache = SchemaCache::new();
     for cut in [3, 10, 200, bytes.len() / 2, bytes.len() - 1] {
-        let result = Container::open(&bytes[..cut], &mut cache)
-            .and_then(|container| container.records::<MinimalZtf>());
+        let result = Container::open(&bytes[..cut], &mut cache).and_then(|container| container.records::<MinimalZtf>());
         match result {
             Err(_) => {}
             Ok(records) => assert!(records.iter().any(Result::is_err), "cut at {cut} decoded cleanly"),

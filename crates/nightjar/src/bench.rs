@@ -1,0 +1,196 @@
+//! `nightjar bench`: end-to-end benchmarks, reported as ratios against a reference that is
+//! measured in the same run on the same input.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use nightjar_core::{Origin, Survey};
+use nightjar_decode::Decoder;
+use serde::Deserialize;
+
+use crate::files::alert_files;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Decoding speed on one core, ZTF and Rubin, against fastavro on the same messages.
+    ///
+    /// Messages are loaded into memory first and decoded over and over for --seconds, into
+    /// the full alert model (typed survey record, core fields, history, cutouts). The
+    /// reference is scripts/bench_fastavro.py (fastavro, which Python brokers decode with),
+    /// run on the same files right after; install it with
+    /// `pip install -r scripts/requirements.txt`.
+    Decode(DecodeBenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DecodeBenchArgs {
+    /// ZTF alert messages: one-alert Avro containers, as ZTF publishes on Kafka.
+    #[arg(long, default_value = "tests/data/ztf/alerts", value_name = "PATH")]
+    ztf: PathBuf,
+    /// Rubin alert messages in the Confluent wire format.
+    #[arg(long, default_value = "tests/data/lsst/wire", value_name = "PATH")]
+    rubin: PathBuf,
+    /// Seconds to spend on each measurement.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// The fastavro reference script; `--no-reference` skips it.
+    #[arg(long, default_value = "scripts/bench_fastavro.py", value_name = "FILE")]
+    reference_script: PathBuf,
+    /// Python interpreter for the reference.
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// Measure nightjar only.
+    #[arg(long)]
+    no_reference: bool,
+}
+
+pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        BenchCommand::Decode(args) => decode(args),
+    }
+}
+
+/// One measured rate.
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    alerts_per_s: f64,
+    mb_per_s: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReferenceMode {
+    alerts_per_s: f64,
+    mb_per_s: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReferenceResult {
+    version: String,
+    per_message_schema: ReferenceMode,
+    schema_parsed_once: ReferenceMode,
+}
+
+fn load_messages(path: &Path, survey: Survey) -> anyhow::Result<(Vec<PathBuf>, Vec<Vec<u8>>)> {
+    let mut decoder = Decoder::expecting(survey);
+    let mut paths = Vec::new();
+    let mut messages = Vec::new();
+    for file in alert_files(&[path.to_path_buf()])? {
+        let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        let results = decoder.decode(&bytes, &Origin::file(&file));
+        // Only messages that hold exactly one decodable alert, as a survey's Kafka topic does.
+        if results.len() == 1 && results[0].is_ok() {
+            paths.push(file);
+            messages.push(bytes);
+        }
+    }
+    if messages.is_empty() {
+        bail!("no decodable {survey} alert messages under {}", path.display());
+    }
+    Ok((paths, messages))
+}
+
+/// Decodes every message again and again on this thread for `seconds`.
+fn measure(messages: &[Vec<u8>], seconds: f64) -> anyhow::Result<Rate> {
+    let origin = Origin::memory("bench");
+    let mut decoder = Decoder::new();
+    let run_once = |decoder: &mut Decoder| -> anyhow::Result<usize> {
+        let mut n_alerts = 0;
+        for message in messages {
+            for result in decoder.decode(message, &origin) {
+                let alert = result?;
+                n_alerts += usize::from(alert.detection.source_id != 0);
+            }
+        }
+        Ok(n_alerts)
+    };
+    run_once(&mut decoder)?; // warm-up
+    let bytes_per_pass: usize = messages.iter().map(Vec::len).sum();
+    let (mut n_alerts, mut n_bytes) = (0usize, 0usize);
+    let started = Instant::now();
+    let budget = Duration::from_secs_f64(seconds);
+    while started.elapsed() < budget {
+        n_alerts += run_once(&mut decoder)?;
+        n_bytes += bytes_per_pass;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    Ok(Rate {
+        alerts_per_s: n_alerts as f64 / elapsed,
+        mb_per_s: n_bytes as f64 / 1e6 / elapsed,
+    })
+}
+
+fn reference(args: &DecodeBenchArgs, files: &[PathBuf], rubin: bool) -> anyhow::Result<ReferenceResult> {
+    let mut command = std::process::Command::new(&args.python);
+    command
+        .arg(&args.reference_script)
+        .arg("--seconds")
+        .arg(args.seconds.to_string());
+    if rubin {
+        command.arg("--rubin");
+    }
+    command.args(files);
+    let output = command.output().with_context(|| {
+        format!(
+            "running {} {} (use --no-reference to skip it)",
+            args.python,
+            args.reference_script.display()
+        )
+    })?;
+    if !output.status.success() {
+        bail!(
+            "the fastavro reference failed ({}); install it with `pip install -r scripts/requirements.txt`, or use --no-reference: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|line| line.starts_with('{'))
+        .unwrap_or_default();
+    serde_json::from_str(line).with_context(|| format!("reading the reference's output {stdout:?}"))
+}
+
+fn decode(args: DecodeBenchArgs) -> anyhow::Result<ExitCode> {
+    println!("decode benchmark: one thread, {} s per measurement", args.seconds);
+    for (survey, path) in [(Survey::Ztf, &args.ztf), (Survey::Rubin, &args.rubin)] {
+        let (files, messages) = load_messages(path, survey)?;
+        let n_bytes: usize = messages.iter().map(Vec::len).sum();
+        println!(
+            "\n{survey}: {} messages, {:.1} KB on average, from {}",
+            messages.len(),
+            n_bytes as f64 / messages.len() as f64 / 1e3,
+            path.display()
+        );
+        let ours = measure(&messages, args.seconds)?;
+        println!(
+            "  {:<34} {:>10.0} alerts/s {:>8.1} MB/s",
+            "nightjar", ours.alerts_per_s, ours.mb_per_s
+        );
+        if args.no_reference {
+            continue;
+        }
+        let reference = reference(&args, &files, survey == Survey::Rubin)?;
+        let modes: &[(&str, &ReferenceMode)] = if survey == Survey::Rubin {
+            &[("fastavro (schema parsed once)", &reference.schema_parsed_once)]
+        } else {
+            &[
+                ("fastavro (schema per message)", &reference.per_message_schema),
+                ("fastavro (schema parsed once)", &reference.schema_parsed_once),
+            ]
+        };
+        for (label, mode) in modes {
+            println!(
+                "  {:<34} {:>10.0} alerts/s {:>8.1} MB/s   nightjar is {:.1}x",
+                format!("{label} {}", reference.version),
+                mode.alerts_per_s,
+                mode.mb_per_s,
+                ours.alerts_per_s / mode.alerts_per_s
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,225 @@
+//! nightjar's configuration: one TOML file, overridden by `NIGHTJAR__SECTION__KEY` environment
+//! variables, then by command-line flags. The doc comments here are the user documentation.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use nightjar_core::Survey;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Logging.
+    pub log: LogConfig,
+    /// How alert messages are decoded.
+    pub decode: DecodeConfig,
+    /// A Confluent schema registry, for Rubin schema ids that nightjar does not bundle.
+    pub schema_registry: SchemaRegistryConfig,
+    /// Where nightjar keeps its data.
+    pub store: StoreConfig,
+}
+
+/// Log output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Level or filter: `error`, `warn`, `info`, `debug`, `trace`, or per-module directives such
+    /// as `info,nightjar_decode=debug`. `RUST_LOG` overrides it.
+    pub level: String,
+    /// `text` for people, `json` for log collectors.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_string(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Decoding.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecodeConfig {
+    /// Accept only alerts of this survey (`ztf` or `rubin`); others are rejected as
+    /// `wrong_survey`. Unset: accept both.
+    pub survey: Option<Survey>,
+}
+
+/// Schema registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchemaRegistryConfig {
+    /// Base URL, such as `http://localhost:8081`. Unset: only the bundled Rubin schemas
+    /// (7.0 to 11.0) are known.
+    pub url: Option<String>,
+    /// Timeout of one request, milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for SchemaRegistryConfig {
+    fn default() -> Self {
+        SchemaRegistryConfig {
+            url: None,
+            timeout_ms: 5_000,
+        }
+    }
+}
+
+/// The science database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Data directory of the embedded store.
+    pub path: PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: PathBuf::from("nightjar-data"),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the defaults, then `file` (when given), then `NIGHTJAR__*` environment variables.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        Config::load_from(file, Env::prefixed("NIGHTJAR__").split("__"))
+    }
+
+    fn load_from(file: Option<&Path>, env: Env) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                bail!("config file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let config: Config = figment.merge(env).extract().map_err(|error| {
+            let messages: Vec<String> = error.into_iter().map(|error| error.to_string()).collect();
+            anyhow::anyhow!("invalid configuration: {}", messages.join("; "))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: values that parse but make no sense.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).with_context(|| {
+            format!(
+                "invalid log.level {:?}: expected error, warn, info, debug, trace or directives such as info,nightjar_decode=debug",
+                self.log.level
+            )
+        })?;
+        if let Some(url) = &self.schema_registry.url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("invalid schema_registry.url {url:?}: expected an http:// or https:// URL");
+        }
+        if self.schema_registry.timeout_ms == 0 {
+            bail!("invalid schema_registry.timeout_ms 0: expected a positive number of milliseconds");
+        }
+        if self.store.path.as_os_str().is_empty() {
+            bail!("invalid store.path: empty; expected a directory path");
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML.
+    pub fn to_toml(&self) -> anyhow::Result<String> {
+        toml::to_string_pretty(self).context("serialising the configuration")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    /// Loads `text` as the config file with `env` set, inside figment's jail (a temporary
+    /// directory and environment, restored afterwards).
+    #[allow(
+        clippy::result_large_err,
+        reason = "figment's jail closure returns figment's error type"
+    )]
+    fn load_text(text: &str, env: &[(&str, &str)]) -> Result<Config, String> {
+        let mut result = Err(String::new());
+        Jail::expect_with(|jail| {
+            jail.create_file("nightjar.toml", text)?;
+            for (key, value) in env {
+                jail.set_env(key, value);
+            }
+            result = Config::load(Some(Path::new("nightjar.toml"))).map_err(|error| format!("{error:#}"));
+            Ok(())
+        });
+        result
+    }
+
+    #[test]
+    fn example_file_is_the_defaults() {
+        let example = include_str!("../../../nightjar.example.toml");
+        assert_eq!(load_text(example, &[]).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn file_values_are_read() {
+        let config = load_text("[store]\npath = \"/data/nj\"\n[decode]\nsurvey = \"rubin\"\n", &[]).unwrap();
+        assert_eq!(config.store.path, PathBuf::from("/data/nj"));
+        assert_eq!(config.decode.survey, Some(Survey::Rubin));
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let config = load_text(
+            "[store]\npath = \"/data/nj\"\n",
+            &[
+                ("NIGHTJAR__STORE__PATH", "/override"),
+                ("NIGHTJAR__SCHEMA_REGISTRY__TIMEOUT_MS", "250"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.store.path, PathBuf::from("/override"));
+        assert_eq!(config.schema_registry.timeout_ms, 250);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_what_is_accepted() {
+        let error = load_text("[store]\npth = \"x\"\n", &[]).unwrap_err();
+        assert!(error.contains("pth") && error.contains("`path`"), "{error}");
+        let error = load_text("", &[("NIGHTJAR__STORE__PTH", "x")]).unwrap_err();
+        assert!(error.contains("pth"), "{error}");
+    }
+
+    #[test]
+    fn wrong_value_is_named() {
+        let error = load_text("[decode]\nsurvey = \"hubble\"\n", &[]).unwrap_err();
+        assert!(error.contains("hubble") && error.contains("ztf"), "{error}");
+        let error = load_text("[schema_registry]\nurl = \"localhost:8081\"\n", &[]).unwrap_err();
+        assert!(error.contains("schema_registry.url"), "{error}");
+        let error = load_text("[log]\nlevel = \"info,nightjar=loudest\"\n", &[]).unwrap_err();
+        assert!(error.contains("log.level"), "{error}");
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let error = Config::load(Some(Path::new("/nonexistent/nightjar.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("/nonexistent/nightjar.toml"), "{error}");
+    }
+}

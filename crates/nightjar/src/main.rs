@@ -1,0 +1,105 @@
+//! The `nightjar` binary: parses the command line and configuration, sets up logging, and runs
+//! the chosen subcommand.
+
+mod bench;
+mod config;
+mod files;
+mod inspect;
+mod simulate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogFormat};
+
+/// nightjar: an alert broker for time-domain astronomy.
+///
+/// It reads ZTF and Rubin alert streams (Avro object containers and the Confluent wire format),
+/// decodes every schema version, and turns them into a survey-agnostic model with every raw
+/// field reachable by name.
+#[derive(Debug, Parser)]
+#[command(name = "nightjar", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// TOML configuration file (see nightjar.example.toml); NIGHTJAR__SECTION__KEY environment
+    /// variables override it.
+    #[arg(long, global = true, env = "NIGHTJAR_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Log level or filter, overriding log.level (e.g. debug, or info,nightjar_decode=trace).
+    #[arg(long, global = true, value_name = "FILTER")]
+    log_level: Option<String>,
+
+    /// Log format, overriding log.format.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode alert files and print every alert as JSON (one object per line).
+    ///
+    /// Accepts files and directories (searched recursively for .avro files). Each alert prints
+    /// its core fields (ids, time, band, position, photometry, history counts), its cutouts
+    /// summarised, and every raw survey field. Undecodable input is reported on stderr with the
+    /// file, record index and reason; the exit status is 1 if any input failed.
+    Inspect(inspect::InspectArgs),
+    /// Amplify real sample alerts into many unique alerts, written as Avro files.
+    ///
+    /// Each copy gets new ids, a new sky position and shifted times, with its history moved
+    /// consistently and its cutouts kept. ZTF copies are one-alert Avro containers (as ZTF
+    /// sends on Kafka); Rubin copies are Confluent wire-format messages.
+    Simulate(simulate::SimulateArgs),
+    /// Print the effective configuration (defaults, file, environment) as TOML.
+    Config,
+    /// Benchmarks, reported as ratios against a reference measured in the same run.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(level) = cli.log_level {
+        config.log.level = level;
+    }
+    if let Some(format) = cli.log_format {
+        config.log.format = format;
+    }
+    config.validate()?;
+    init_logging(&config);
+    match cli.command {
+        Command::Inspect(args) => inspect::run(&config, args),
+        Command::Simulate(args) => simulate::run(args),
+        Command::Config => {
+            print!("{}", config.to_toml()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(command) => bench::run(command),
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
