@@ -43,6 +43,10 @@ PRIMITIVES = {
     "bytes": "RawBytes",
 }
 
+# Scalar types that can meet in one field across versions; a clash no widening covers becomes
+# nightjar_core::Scalar, which holds whichever the writer used.
+SCALARS = {"i32", "i64", "f32", "f64", "String", "bool", "Scalar"}
+
 # When two versions disagree, the wider type wins.
 WIDER = {("i32", "i64"): "i64", ("f32", "f64"): "f64", ("i32", "f64"): "f64", ("i64", "f64"): "f64",
          ("f32", "i64"): "f64", ("i32", "f32"): "f64"}
@@ -124,12 +128,18 @@ class Generator:
             elif record["fields"][field_name] != rust:
                 old = record["fields"][field_name]
                 wider = WIDER.get((old, rust)) or WIDER.get((rust, old))
+                if wider is None and {old, rust} <= SCALARS:
+                    # e.g. ZTF isdiffpos: int in the 2016 prototypes, string since.
+                    wider = "Scalar"
                 if wider is None:
                     raise ValueError(f"{name}.{field_name}: {old} vs {rust}")
                 record["fields"][field_name] = wider
             if field.get("doc"):
                 record["docs"][field_name] = " ".join(field["doc"].split())
         return self.struct_name(name)
+
+    def uses(self, rust_type):
+        return any(rust_type in field for record in self.records.values() for field in record["fields"].values())
 
     def render(self, title, top_name):
         lines = [
@@ -140,7 +150,7 @@ class Generator:
             "//! optional, so each version (and Spark-rewritten records with fields missing) decodes.",
             "#![allow(clippy::doc_markdown)]",
             "",
-            "use nightjar_core::RawBytes;",
+            "use nightjar_core::{RawBytes, Scalar};" if self.uses("Scalar") else "use nightjar_core::RawBytes;",
             "",
         ]
         # Nested records first, top level last.

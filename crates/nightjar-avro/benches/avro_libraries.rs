@@ -11,21 +11,23 @@
 //! ```
 //!
 //! (`NIGHTJAR_BENCH_SECS=5` lengthens each timed loop, the default being 2 s;
+//! `NIGHTJAR_BENCH_ROUNDS=5` times each row five times, the default being 3;
 //! `NIGHTJAR_BENCH_ONLY=2,7` runs only those methods, numbered as in a full run.) All messages are
 //! loaded into memory first. Each method then gets a probe pass, message by message, that
 //! records which files it cannot read and why (or whose records disagree with the reference:
-//! record count and the alerts' `candid`, from nightjar's own path). Per table, it gets a
-//! warm-up pass over the table's files, checked against the reference again, and a timed loop of
-//! whole passes over them until the time is up. Table 1 times each method on every file it
-//! reads; where some cannot read some files, table 2 times the methods that read at least half
-//! of the files on the files they all read, and table 3 every method on the files all of them
-//! read, so that rates also compare on the same input. MB/s counts the messages' bytes as they
-//! arrive (compressed where the container is).
+//! record count and the alerts' `candid`, from nightjar's own path). Then, per table and round,
+//! it gets a warm-up pass over the table's files, checked against the reference again, and a
+//! timed loop of whole passes over them until the time is up. Table 1 times each method on
+//! every file it reads; where some cannot read some files, table 2 times the methods that read
+//! at least half of the files on the files they all read, and table 3 every method on the files
+//! all of them read, so that rates also compare on the same input. Each round runs every row of
+//! every table in turn; the fastest round is reported, with the spread between rounds. MB/s
+//! counts the messages' bytes as they arrive (compressed where the container is).
 //!
 //! Where a method keeps a schema cache, the cache lives across passes, as in a long-running
 //! consumer: its cost in the timed loop is the lookup (xxh3 of the schema text, as in
-//! [`nightjar_avro::SchemaCache`]), not the parse. The machine is shared: the report prints the
-//! load average before and after, and numbers from a loaded machine are low and noisy.
+//! [`nightjar_avro::SchemaCache`]), not the parse. On a shared machine, the report's load
+//! average (before and after) and round spread say how far to trust the numbers.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -102,8 +104,36 @@ impl Timing {
 /// One results table: some methods timed on some files.
 struct View {
     title: String,
-    /// Method index, the files it was timed on, and its timing.
-    rows: Vec<(usize, Vec<usize>, Timing)>,
+    rows: Vec<Row>,
+}
+
+/// One method timed on some files, once per round.
+struct Row {
+    /// Index into the method list.
+    method: usize,
+    files: Vec<usize>,
+    rounds: Vec<Timing>,
+}
+
+impl Row {
+    /// The fastest round: the one least disturbed by whatever else the machine was doing.
+    fn best(&self) -> &Timing {
+        self.rounds
+            .iter()
+            .max_by(|a, b| a.alerts_per_s().total_cmp(&b.alerts_per_s()))
+            .expect("every row is timed at least once")
+    }
+
+    /// How much slower the slowest round was than the fastest, in percent.
+    fn spread(&self) -> f64 {
+        let best = self.best().alerts_per_s();
+        let worst = self
+            .rounds
+            .iter()
+            .map(Timing::alerts_per_s)
+            .fold(f64::INFINITY, f64::min);
+        100.0 * (best - worst) / best
+    }
 }
 
 fn main() {
@@ -115,6 +145,11 @@ fn main() {
             .and_then(|secs| secs.parse().ok())
             .unwrap_or(2.0),
     );
+    let rounds: usize = std::env::var("NIGHTJAR_BENCH_ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     let load_before = load_average();
 
     let messages = load_messages(&alerts_dir);
@@ -152,8 +187,9 @@ fn main() {
         reference.iter().map(Vec::len).sum::<usize>()
     );
     println!(
-        "Each method: a probe pass file by file, then per table a warm-up pass checked against the \
-         reference and a timed loop of >= {:.1} s on one thread.\n",
+        "Each method: a probe pass file by file, then per table and round a warm-up pass checked \
+         against the reference and a timed loop of >= {:.1} s on one thread; {rounds} rounds, \
+         each running every table's methods in turn; the fastest round is reported.\n",
         min_time.as_secs_f64()
     );
 
@@ -180,15 +216,16 @@ fn main() {
     let readers: Vec<usize> = (0..methods.len())
         .filter(|&index| !probes[index].readable.is_empty())
         .collect();
-    let mut rows = Vec::new();
-    for &index in &readers {
-        let files = probes[index].readable.clone();
-        let timing = time(&mut methods[index], &files, &messages, &reference, min_time);
-        rows.push((index, files, timing));
-    }
     views.push(View {
         title: format!("Every file each method can read (⚠: not all {} files)", messages.len()),
-        rows,
+        rows: readers
+            .iter()
+            .map(|&method| Row {
+                method,
+                files: probes[method].readable.clone(),
+                rounds: Vec::new(),
+            })
+            .collect(),
     });
 
     // 2. The same files for every method that reads at least half of them; 3. the files every
@@ -212,15 +249,28 @@ fn main() {
         subsets.push(("the files every method can read", readers.clone(), common_all));
     }
     for (what, members, files) in subsets {
-        let mut rows = Vec::new();
-        for index in members {
-            let timing = time(&mut methods[index], &files, &messages, &reference, min_time);
-            rows.push((index, files.clone(), timing));
-        }
         views.push(View {
             title: format!("Same files for each: {what}: {}", describe_files(&messages, &files)),
-            rows,
+            rows: members
+                .into_iter()
+                .map(|method| Row {
+                    method,
+                    files: files.clone(),
+                    rounds: Vec::new(),
+                })
+                .collect(),
         });
+    }
+
+    // Rounds over every table, so that a burst of load elsewhere hits one round, not one method.
+    for round in 0..rounds {
+        eprintln!("round {} of {rounds}", round + 1);
+        for view in &mut views {
+            for row in &mut view.rows {
+                let timing = time(&mut methods[row.method], &row.files, &messages, &reference, min_time);
+                row.rounds.push(timing);
+            }
+        }
     }
 
     print_report(
@@ -452,11 +502,13 @@ fn print_report(
         let slowest = view
             .rows
             .iter()
-            .map(|(_, _, timing)| timing.alerts_per_s())
+            .map(|row| row.best().alerts_per_s())
             .fold(f64::INFINITY, f64::min);
-        println!("| # | Method | Files | Alerts/s | MB/s | × slowest | µs/alert |");
-        println!("|---|---|---|---:|---:|---:|---:|");
-        for (index, files, timing) in &view.rows {
+        println!("| # | Method | Files | Alerts/s | MB/s | × slowest | µs/alert | Round spread |");
+        println!("|---|---|---|---:|---:|---:|---:|---:|");
+        for row in &view.rows {
+            let timing = row.best();
+            let files = &row.files;
             let files = if files.len() == messages.len() {
                 format!("all {}", files.len())
             } else if number == 0 {
@@ -465,18 +517,19 @@ fn print_report(
                 files.len().to_string()
             };
             println!(
-                "| {} | {} | {} | {:.0} | {:.1} | {:.2} | {:.1} |",
-                methods[*index].number,
-                methods[*index].label,
+                "| {} | {} | {} | {:.0} | {:.1} | {:.2} | {:.1} | {:.0} % |",
+                methods[row.method].number,
+                methods[row.method].label,
                 files,
                 timing.alerts_per_s(),
                 timing.mb_per_s(),
                 timing.alerts_per_s() / slowest,
-                1e6 / timing.alerts_per_s()
+                1e6 / timing.alerts_per_s(),
+                row.spread()
             );
         }
         let untimed: Vec<String> = (0..methods.len())
-            .filter(|index| view.rows.iter().all(|(row, _, _)| row != index))
+            .filter(|&index| view.rows.iter().all(|row| row.method != index))
             .map(|index| format!("{} ({})", methods[index].number, methods[index].label))
             .collect();
         if !untimed.is_empty() {
@@ -490,18 +543,17 @@ fn print_report(
             .iter()
             .enumerate()
             .filter_map(|(table, view)| {
-                view.rows
-                    .iter()
-                    .find(|(row, _, _)| *row == index)
-                    .map(|(_, files, timing)| {
-                        format!(
-                            "table {}: {} files × {} passes in {:.2} s",
-                            table + 1,
-                            files.len(),
-                            timing.passes,
-                            timing.elapsed.as_secs_f64()
-                        )
-                    })
+                view.rows.iter().find(|row| row.method == index).map(|row| {
+                    let timing = row.best();
+                    format!(
+                        "table {}: {} files × {} passes in {:.2} s in the fastest of {} rounds",
+                        table + 1,
+                        row.files.len(),
+                        timing.passes,
+                        timing.elapsed.as_secs_f64(),
+                        row.rounds.len()
+                    )
+                })
             })
             .collect();
         println!(

@@ -12,4 +12,4 @@ pub mod raw;
 pub use error::{DecodeError, DecodeErrorKind};
 pub use model::{Alert, Band, Cutout, CutoutKind, Detection, ForcedPhotometry, Survey, UpperLimit};
 pub use origin::Origin;
-pub use raw::{FieldValue, RawAlert, RawBytes, RawRecord};
+pub use raw::{FieldValue, RawAlert, RawBytes, RawRecord, Scalar};

@@ -137,6 +137,88 @@ impl<'de> Deserialize<'de> for RawBytes {
     }
 }
 
+/// A scalar whose Avro type differs between schema versions in a way no numeric widening
+/// covers (ZTF's `isdiffpos` is an int in the 2016 prototype packets and a string since).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl Scalar {
+    /// The value as text (integers and floats formatted, booleans `true`/`false`).
+    pub fn to_text(&self) -> String {
+        match self {
+            Scalar::Bool(value) => value.to_string(),
+            Scalar::Int(value) => value.to_string(),
+            Scalar::Float(value) => value.to_string(),
+            Scalar::Str(value) => value.clone(),
+        }
+    }
+}
+
+impl Serialize for Scalar {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Scalar::Bool(value) => serializer.serialize_bool(*value),
+            Scalar::Int(value) => serializer.serialize_i64(*value),
+            Scalar::Float(value) => serializer.serialize_f64(*value),
+            Scalar::Str(value) => serializer.serialize_str(value),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl serde::de::Visitor<'_> for ScalarVisitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a boolean, number or string")
+            }
+            fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Bool(value))
+            }
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Int(value))
+            }
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Scalar, E> {
+                i64::try_from(value).map(Scalar::Int).map_err(E::custom)
+            }
+            fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Scalar, E> {
+                Ok(Scalar::Float(value))
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Str(value.to_string()))
+            }
+            fn visit_string<E: serde::de::Error>(self, value: String) -> Result<Scalar, E> {
+                Ok(Scalar::Str(value))
+            }
+        }
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+impl RawFieldType for Scalar {
+    fn field_value(&self) -> FieldValue<'_> {
+        match self {
+            Scalar::Bool(value) => FieldValue::Bool(*value),
+            Scalar::Int(value) => FieldValue::Int(*value),
+            Scalar::Float(value) => FieldValue::Float(*value),
+            Scalar::Str(value) => FieldValue::Str(value),
+        }
+    }
+    fn to_json_value(&self) -> serde_json::Value {
+        match self {
+            Scalar::Str(value) => serde_json::Value::String(value.clone()),
+            Scalar::Bool(value) => serde_json::Value::Bool(*value),
+            other => float_or_int_json(other.field_value()),
+        }
+    }
+}
+
 /// A value that can appear in a raw record field.
 pub trait RawFieldType {
     /// The scalar view of the value; records and arrays give [`FieldValue::Nested`].

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use nightjar_avro::WriterSchema;
 use nightjar_core::photometry::{AB_ZERO_POINT_NJY, jd_to_mjd, mag_err_to_flux_err, mag_to_flux};
 use nightjar_core::{
-    Alert, Band, Cutout, CutoutKind, DecodeErrorKind, Detection, ForcedPhotometry, Survey, UpperLimit,
+    Alert, Band, Cutout, CutoutKind, DecodeErrorKind, Detection, ForcedPhotometry, Scalar, Survey, UpperLimit,
 };
 
 use crate::version::{bundled_schema, schema_version};
@@ -25,7 +25,7 @@ pub const FAILED_PROCSTATUS_CODES: [&str; 2] = ["55", "61"];
 /// The schema version is the packet's `schemavsn`, or inferred from `schema` (see
 /// [`crate::schema_version`]; inferring takes ~10 us, which [`crate::decode_container`] spends
 /// once per container rather than once per record). Fails with [`DecodeErrorKind::MissingField`] when a value the
-/// model needs is absent: `objectId`, `candidate`, `candidate.candid`, `candidate.jd`,
+/// model needs is absent: `objectId` (or `alertId`), `candidate`, `candidate.candid`, `candidate.jd`,
 /// `candidate.ra` / `dec`, or the `jd` (and, for detections, `ra` / `dec`) of a history entry.
 pub fn to_alert(raw: ZtfAlert, schema: &WriterSchema) -> Result<Alert, DecodeErrorKind> {
     let version = schema_version(&raw, schema);
@@ -35,7 +35,13 @@ pub fn to_alert(raw: ZtfAlert, schema: &WriterSchema) -> Result<Alert, DecodeErr
 /// [`to_alert`] with the schema version already known.
 pub(crate) fn to_alert_with_version(raw: ZtfAlert, schema_version: String) -> Result<Alert, DecodeErrorKind> {
     let raw = Arc::new(raw);
-    let object_id = raw.objectId.clone().ok_or_else(|| missing("objectId"))?;
+    // The 2016 prototype packets (schemas pre-1.1 and 1.1) predate object ids: each alert is
+    // its own object, named `alert<alertId>`.
+    let object_id = match (&raw.objectId, raw.alertId) {
+        (Some(object_id), _) => object_id.clone(),
+        (None, Some(alert_id)) => format!("alert{alert_id}"),
+        (None, None) => return Err(missing("objectId")),
+    };
     let candidate = raw.candidate.as_ref().ok_or_else(|| missing("candidate"))?;
     // Spark-rewritten packets carry drb = 0.0 in versions that had no drb (before 3.3), so drb
     // is used only where the packet's version defines it (or the version is not one we ship).
@@ -112,13 +118,20 @@ struct Measurement<'a> {
     dec: f64,
     magpsf: Option<f32>,
     sigmapsf: Option<f32>,
-    isdiffpos: Option<&'a str>,
+    isdiffpos: Option<&'a Scalar>,
     reliability: Option<f32>,
 }
 
 fn detection(measurement: Measurement<'_>) -> Detection {
-    // "t" or "1": positive (science minus reference) subtraction; "f" or "0": negative.
-    let is_negative = matches!(measurement.isdiffpos.map(str::trim), Some("f" | "0"));
+    // "t" or "1": positive (science minus reference) subtraction; "f" or "0": negative. The
+    // 2016 prototype packets write it as an int (1 or 0).
+    let is_negative = match measurement.isdiffpos {
+        Some(Scalar::Str(text)) => matches!(text.trim(), "f" | "0"),
+        Some(Scalar::Int(value)) => *value == 0,
+        Some(Scalar::Bool(value)) => !value,
+        Some(Scalar::Float(value)) => *value == 0.0,
+        None => false,
+    };
     let magnitude = finite(measurement.magpsf);
     let magnitude_err = finite(measurement.sigmapsf);
     let flux = magnitude.map(|magnitude| {
@@ -162,7 +175,7 @@ fn candidate_detection(
         dec: candidate.dec.ok_or_else(|| missing("candidate.dec"))?,
         magpsf: candidate.magpsf,
         sigmapsf: candidate.sigmapsf,
-        isdiffpos: candidate.isdiffpos.as_deref(),
+        isdiffpos: candidate.isdiffpos.as_ref(),
         reliability: drb.or(candidate.rb),
     }))
 }
@@ -176,7 +189,7 @@ fn prv_detection(entry: &PrvCandidate, path: &dyn Fn(&str) -> String) -> Result<
         dec: entry.dec.ok_or_else(|| missing(&path("dec")))?,
         magpsf: entry.magpsf,
         sigmapsf: entry.sigmapsf,
-        isdiffpos: entry.isdiffpos.as_deref(),
+        isdiffpos: entry.isdiffpos.as_ref(),
         reliability: entry.rb,
     }))
 }

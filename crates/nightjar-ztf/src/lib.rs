@@ -44,12 +44,13 @@ impl RawAlert for ZtfAlert {
 /// Fields of `candidate` that every ZTF schema has and that nightjar needs.
 const CANDIDATE_FIELDS: [&str; 6] = ["candid", "jd", "fid", "ra", "dec", "magpsf"];
 
-/// True when the writer schema is a ZTF alert: a top-level `objectId` and a `candidate` record
-/// with `candid`, `jd`, `fid`, `ra`, `dec` and `magpsf`. Decided from the fields, never from the
-/// schema's name (Spark-rewritten packets are called `topLevelRecord`).
+/// True when the writer schema is a ZTF alert: a top-level `objectId` (or, in the 2016
+/// prototype packets, `alertId`) and a `candidate` record with `candid`, `jd`, `fid`, `ra`,
+/// `dec` and `magpsf`. Decided from the fields, never from the schema's name (Spark-rewritten
+/// packets are called `topLevelRecord`).
 pub fn is_ztf(schema: &WriterSchema) -> bool {
     let candidate = schema.nested("candidate");
-    schema.has_field("objectId")
+    (schema.has_field("objectId") || schema.has_field("alertId"))
         && CANDIDATE_FIELDS
             .iter()
             .all(|field| candidate.iter().any(|name| name == field))
@@ -104,7 +105,7 @@ fn not_ztf(schema: &WriterSchema) -> DecodeErrorKind {
         .filter(|field| !candidate.iter().any(|name| name == *field))
         .map(|field| format!("candidate.{field}"))
         .collect();
-    if !schema.has_field("objectId") {
+    if !schema.has_field("objectId") && !schema.has_field("alertId") {
         lacking.push("objectId".to_string());
     }
     DecodeErrorKind::Schema(format!(

@@ -112,7 +112,14 @@ pub fn declared_version(raw: &ZtfAlert) -> Option<&str> {
 }
 
 /// The bundled version whose field sets are closest to the writer schema's.
+///
+/// The 2016 prototype packets (named by `alertId`, with no `objectId`) are told apart first:
+/// `"1.1"` when their candidate has `ndethist`, `"pre1.1"` otherwise.
 pub fn infer_schema_version(schema: &WriterSchema) -> &'static str {
+    if schema.has_field("alertId") && !schema.has_field("objectId") {
+        let has_ndethist = schema.nested("candidate").iter().any(|field| field == "ndethist");
+        return if has_ndethist { "1.1" } else { "pre1.1" };
+    }
     infer_from_fields(
         &schema.fields,
         schema.nested("candidate"),

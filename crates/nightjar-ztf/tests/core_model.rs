@@ -306,6 +306,8 @@ fn the_same_alert_in_schemas_3_0_to_3_3_gives_the_same_core_alert() {
 fn folder_version(relative: &str) -> Option<&'static str> {
     let folders = [
         ("skyportal_20180626_v1.8/", "1.8"),
+        ("ztf-avro-alert/v1.1/", "1.1"),
+        ("ztf-avro-alert/vpre1.1/", "pre1.1"),
         ("ztf-avro-alert/v2.0/", "2.0"),
         ("ztf-avro-alert/v3.0/", "3.0"),
         ("ztf-avro-alert/v3.1/", "3.1"),
@@ -363,7 +365,7 @@ fn schema_version_of_every_folder() {
             n_checked += 1;
         }
     }
-    assert_eq!(n_checked, 77);
+    assert_eq!(n_checked, 79);
 }
 
 #[test]
@@ -378,7 +380,12 @@ fn every_alert_is_consistent() {
             if let Some(candid) = raw.candid {
                 assert_eq!(candid, alert.source_id(), "{relative}: top-level candid");
             }
-            assert_eq!(Some(alert.object_id.as_str()), raw.objectId.as_deref());
+            match (&raw.objectId, raw.alertId) {
+                (Some(object_id), _) => assert_eq!(&alert.object_id, object_id, "{relative}"),
+                // 2016 prototype packets: named by their alert id.
+                (None, Some(alert_id)) => assert_eq!(alert.object_id, format!("alert{alert_id}")),
+                (None, None) => panic!("{relative}: no objectId nor alertId"),
+            }
             // History, limits and forced photometry account for every entry, oldest first.
             let n_prv = raw.prv_candidates.as_ref().map_or(0, Vec::len);
             let n_fp = raw.fp_hists.as_ref().map_or(0, Vec::len);
@@ -406,7 +413,8 @@ fn every_alert_is_consistent() {
             for detection in std::iter::once(&alert.detection).chain(&alert.history) {
                 let flux = detection.flux.unwrap();
                 assert_eq!(flux < 0.0, detection.is_negative, "{relative}");
-                assert!(detection.mjd > 58_000.0 && detection.mjd < 61_000.0, "{relative}");
+                // From the 2016 prototypes (MJD 57581) to 2025.
+                assert!(detection.mjd > 57_500.0 && detection.mjd < 61_000.0, "{relative}");
             }
             n_negative += usize::from(alert.detection.is_negative);
             // A forced-photometry flux is missing exactly where ZTF wrote -99999.
@@ -427,6 +435,32 @@ fn every_alert_is_consistent() {
             n_alerts += 1;
         }
     }
-    assert_eq!(n_alerts, 77);
+    assert_eq!(n_alerts, 79);
     assert!(n_negative > 20, "{n_negative} negative alerts");
+}
+
+#[test]
+fn prototype_packets_of_2016_are_named_by_their_alert_id() {
+    // Values read with fastavro: alertId 87704463155000, candid -87704463155000, fid 1,
+    // isdiffpos 1 (an int in this schema), magpsf 18.9927, 18 prv_candidates.
+    let alert = decode_one("ztf/alerts/ztf-avro-alert/vpre1.1/87704463155000.avro");
+    assert_eq!(alert.object_id, "alert87704463155000");
+    assert_eq!(alert.schema_version, "pre1.1");
+    assert_eq!(alert.source_id(), -87704463155000);
+    assert_eq!(alert.detection.band, Some(Band::G));
+    assert!(!alert.detection.is_negative);
+    assert!((alert.detection.magnitude.unwrap() - 18.9927).abs() < 1e-4);
+    assert_eq!(
+        alert.history.len() + alert.upper_limits.len() + alert.forced_photometry.len(),
+        18
+    );
+    assert_eq!(
+        alert.raw.get("candidate.isdiffpos"),
+        Some(nightjar_core::FieldValue::Int(1))
+    );
+
+    let alert = decode_one("ztf/alerts/ztf-avro-alert/v1.1/1726958725155000.avro");
+    assert_eq!(alert.object_id, "alert1726958725155000");
+    assert_eq!(alert.schema_version, "1.1");
+    assert_eq!(alert.detection.band, Some(Band::R));
 }
