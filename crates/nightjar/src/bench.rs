@@ -11,6 +11,12 @@ use nightjar_decode::Decoder;
 use serde::Deserialize;
 
 use crate::files::alert_files;
+use crate::run::peak_rss_bytes;
+use nightjar_pipeline::{IngestConfig, Message, MessageSource, SourceError};
+use nightjar_simulate::{Amplifier, AmplifyConfig, Template};
+use nightjar_store::Store;
+use nightjar_store_sqlite::SqliteStore;
+use std::sync::Arc;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
@@ -22,6 +28,65 @@ pub enum BenchCommand {
     /// run on the same files right after; install it with
     /// `pip install -r scripts/requirements.txt`.
     Decode(DecodeBenchArgs),
+    /// Ingestion into the embedded store: alerts/s and new rows/s, with and without cutouts.
+    ///
+    /// Amplifies the real ZTF sample alerts into --count unique alerts in memory (new ids,
+    /// positions and times) and runs the full pipeline (decode, store in micro-batches) into a
+    /// fresh store in a temporary directory, once with cutouts and once without. The
+    /// reference, measured in the same run on the same messages, is decoding alone.
+    Ingest(IngestBenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct IngestBenchArgs {
+    /// Number of unique alerts to ingest per measurement.
+    #[arg(long, default_value_t = 20_000)]
+    count: u64,
+    /// Template alerts: one-alert ZTF Avro files.
+    #[arg(long, default_value = "tests/data/ztf/alerts", value_name = "PATH")]
+    templates: PathBuf,
+    /// Messages per micro-batch.
+    #[arg(long, default_value_t = 500)]
+    batch_size: usize,
+    /// Where the temporary stores go (default: the system's temporary directory).
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+    /// Only the run with cutouts.
+    #[arg(long)]
+    only_with_cutouts: bool,
+}
+
+/// Copies of template alerts, made on demand: a source of `count` unique messages.
+struct SimulatedSource {
+    amplifier: Arc<Amplifier>,
+    next: u64,
+    count: u64,
+}
+
+impl MessageSource for SimulatedSource {
+    fn next_batch(&mut self, max: usize) -> Result<Option<Vec<Message>>, SourceError> {
+        if self.next >= self.count {
+            return Ok(None);
+        }
+        let end = (self.next + max as u64).min(self.count);
+        let mut batch = Vec::with_capacity((end - self.next) as usize);
+        for index in self.next..end {
+            let bytes = self.amplifier.message(index).map_err(|error| SourceError::File {
+                path: PathBuf::from(format!("simulated copy {index}")),
+                reason: error.to_string(),
+            })?;
+            batch.push(Message {
+                bytes,
+                origin: Origin::memory(format!("simulated copy {index}")),
+            });
+        }
+        self.next = end;
+        Ok(Some(batch))
+    }
+
+    fn len_hint(&self) -> Option<u64> {
+        Some(self.count)
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -49,6 +114,7 @@ pub struct DecodeBenchArgs {
 pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Decode(args) => decode(args),
+        BenchCommand::Ingest(args) => ingest(args),
     }
 }
 
@@ -193,4 +259,110 @@ fn decode(args: DecodeBenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn ingest(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
+    let (_, messages) = load_messages(&args.templates, Survey::Ztf)?;
+    let mut templates = Vec::new();
+    for message in &messages {
+        templates.extend(Template::from_message(message)?);
+    }
+    let amplifier = Arc::new(Amplifier::new(
+        templates,
+        AmplifyConfig {
+            seed: 1,
+            ..AmplifyConfig::default()
+        },
+    )?);
+    let mean_kb = (0..200)
+        .map(|index| amplifier.message(index).map(|bytes| bytes.len()))
+        .sum::<Result<usize, _>>()? as f64
+        / 200.0
+        / 1e3;
+    println!(
+        "ingest benchmark: {} unique ZTF alerts ({mean_kb:.1} KB on average) amplified from {} real ones, batches of {}",
+        args.count,
+        messages.len(),
+        args.batch_size
+    );
+
+    // Reference: decoding alone, same messages, same process.
+    let sample: Vec<Vec<u8>> = (0..args.count.min(2_000))
+        .map(|index| amplifier.message(index))
+        .collect::<Result<_, _>>()?;
+    let decode_rate = measure(&sample, 3.0)?;
+    println!(
+        "  {:<30} {:>9.0} alerts/s  (reference)",
+        "decode only", decode_rate.alerts_per_s
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let modes: &[(&str, bool)] = if args.only_with_cutouts {
+        &[("store, with cutouts", true)]
+    } else {
+        &[("store, with cutouts", true), ("store, without cutouts", false)]
+    };
+    for (label, keep_cutouts) in modes {
+        let work_dir = match &args.work_dir {
+            Some(dir) => tempfile::tempdir_in(dir)?,
+            None => tempfile::tempdir()?,
+        };
+        let store = Arc::new(SqliteStore::open(work_dir.path())?);
+        let source = SimulatedSource {
+            amplifier: amplifier.clone(),
+            next: 0,
+            count: args.count,
+        };
+        let config = IngestConfig {
+            batch_size: args.batch_size,
+            keep_cutouts: *keep_cutouts,
+        };
+        let store_dyn: Arc<dyn Store> = store.clone();
+        let summary = runtime.block_on(nightjar_pipeline::ingest(
+            source,
+            Decoder::new(),
+            None,
+            store_dyn,
+            config,
+            |_| {},
+        ))?;
+        let seconds = summary.elapsed.as_secs_f64();
+        let disk_mb = directory_bytes(work_dir.path()) as f64 / 1e6;
+        println!(
+            "  {:<30} {:>9.0} alerts/s {:>9.0} new rows/s   {:.2}x decode   {:.1} s, {} rows, {disk_mb:.0} MB on disk",
+            label,
+            summary.alerts_per_second(),
+            summary.stored.new_rows() as f64 / seconds,
+            summary.alerts_per_second() / decode_rate.alerts_per_s,
+            seconds,
+            summary.stored.new_rows(),
+        );
+        if summary.n_rejected() > 0 || summary.stored.n_alerts != args.count {
+            bail!(
+                "expected {} stored alerts, got {} ({} rejected)",
+                args.count,
+                summary.stored.n_alerts,
+                summary.n_rejected()
+            );
+        }
+    }
+    if let Some(peak) = peak_rss_bytes() {
+        println!("  peak resident memory of this process: {:.0} MB", peak as f64 / 1e6);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn directory_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|entry| entry.metadata().ok())
+                .map(|meta| meta.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }

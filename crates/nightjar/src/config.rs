@@ -21,6 +21,22 @@ pub struct Config {
     pub schema_registry: SchemaRegistryConfig,
     /// Where nightjar keeps its data.
     pub store: StoreConfig,
+    /// Micro-batching.
+    pub pipeline: PipelineConfig,
+}
+
+/// Micro-batching of the ingestion pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Messages per micro-batch: the unit that is decoded, stored and committed together.
+    pub batch_size: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig { batch_size: 500 }
+    }
 }
 
 /// Log output.
@@ -133,6 +149,12 @@ impl Config {
         }
         if self.schema_registry.timeout_ms == 0 {
             bail!("invalid schema_registry.timeout_ms 0: expected a positive number of milliseconds");
+        }
+        if self.pipeline.batch_size == 0 || self.pipeline.batch_size > 100_000 {
+            bail!(
+                "invalid pipeline.batch_size {}: expected 1 to 100000 messages",
+                self.pipeline.batch_size
+            );
         }
         if self.store.path.as_os_str().is_empty() {
             bail!("invalid store.path: empty; expected a directory path");

@@ -5,7 +5,9 @@ mod bench;
 mod config;
 mod files;
 mod inspect;
+mod run;
 mod simulate;
+mod store_cmds;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,8 +20,10 @@ use crate::config::{Config, LogFormat};
 /// nightjar: an alert broker for time-domain astronomy.
 ///
 /// It reads ZTF and Rubin alert streams (Avro object containers and the Confluent wire format),
-/// decodes every schema version, and turns them into a survey-agnostic model with every raw
-/// field reachable by name.
+/// decodes every schema version into a survey-agnostic model with every raw field reachable by
+/// name, and stores them in a science database (embedded SQLite by default).
+///
+/// Start with `nightjar demo`.
 #[derive(Debug, Parser)]
 #[command(name = "nightjar", version, about, long_about = None, propagate_version = true)]
 struct Cli {
@@ -42,6 +46,21 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Ingest alert files into the science database, with a summary at the end.
+    ///
+    /// Runs the pipeline end to end: read micro-batches of messages, decode, store (idempotent:
+    /// running the same input twice adds nothing), and keep undecodable messages as dead
+    /// letters with the reason and their bytes.
+    Run(run::RunArgs),
+    /// Ingest the bundled real alerts into a fresh store and say what to try next.
+    Demo(store_cmds::DemoArgs),
+    /// Query the science database: light curves, cone searches, latest alerts, nights.
+    Query(store_cmds::QueryArgs),
+    /// Show or retry the messages that could not be decoded.
+    #[command(subcommand)]
+    Deadletter(store_cmds::DeadLetterCommand),
+    /// Remove old nights from the science database.
+    Prune(store_cmds::PruneArgs),
     /// Decode alert files and print every alert as JSON (one object per line).
     ///
     /// Accepts files and directories (searched recursively for .avro files). Each alert prints
@@ -83,7 +102,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     config.validate()?;
     init_logging(&config);
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+    };
     match cli.command {
+        Command::Run(args) => runtime()?.block_on(run::run(&config, args)),
+        Command::Demo(args) => runtime()?.block_on(store_cmds::demo(&config, args)),
+        Command::Query(args) => runtime()?.block_on(store_cmds::query(&config, args)),
+        Command::Deadletter(command) => runtime()?.block_on(store_cmds::dead_letters(&config, command)),
+        Command::Prune(args) => runtime()?.block_on(store_cmds::prune(&config, args)),
         Command::Inspect(args) => inspect::run(&config, args),
         Command::Simulate(args) => simulate::run(args),
         Command::Config => {

@@ -1,0 +1,218 @@
+//! The ingestion loop: read a micro-batch of messages, decode it, store the alerts and the
+//! dead letters, and report. Decoding runs on its own thread, one batch ahead of the store, with
+//! a bounded queue between them, so memory stays flat however long the input is.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nightjar_core::Alert;
+use nightjar_decode::Decoder;
+use nightjar_registry::{SchemaRegistry, decode_with_registry};
+use nightjar_store::{DeadLetter, Store, StoreError, WriteSummary};
+use thiserror::Error;
+
+use crate::source::{MessageSource, SourceError};
+
+/// How the pipeline batches and what it keeps.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Messages per micro-batch.
+    pub batch_size: usize,
+    /// Store the cutouts (three FITS stamps per alert, ~75% of the bytes).
+    pub keep_cutouts: bool,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            batch_size: 500,
+            keep_cutouts: true,
+        }
+    }
+}
+
+/// Why ingestion stopped.
+#[derive(Debug, Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("storing batch {batch}: {error}")]
+    Store { batch: u64, error: StoreError },
+    #[error("the decoding thread stopped unexpectedly")]
+    DecoderGone,
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default)]
+pub struct IngestSummary {
+    /// Messages (files, Kafka records) read.
+    pub messages: u64,
+    /// Alerts decoded.
+    pub alerts_read: u64,
+    /// Alerts that could not be decoded, by reason; each is a dead letter.
+    pub rejected: BTreeMap<String, u64>,
+    /// What the store added.
+    pub stored: WriteSummary,
+    /// Micro-batches written.
+    pub batches: u64,
+    pub elapsed: Duration,
+}
+
+impl IngestSummary {
+    /// Alerts not decoded.
+    pub fn n_rejected(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    /// Alerts decoded per second of the whole run.
+    pub fn alerts_per_second(&self) -> f64 {
+        self.alerts_read as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Progress after each stored batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub messages: u64,
+    pub alerts: u64,
+}
+
+/// A decoded micro-batch on its way to the store.
+struct DecodedBatch {
+    n_messages: u64,
+    alerts: Vec<Alert>,
+    dead_letters: Vec<DeadLetter>,
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Decodes one batch of messages; failures become dead letters with the raw bytes.
+pub fn decode_batch(
+    decoder: &mut Decoder,
+    mut registry: Option<&mut SchemaRegistry>,
+    messages: Vec<crate::source::Message>,
+    keep_cutouts: bool,
+) -> (Vec<Alert>, Vec<DeadLetter>) {
+    let mut alerts = Vec::with_capacity(messages.len());
+    let mut dead_letters = Vec::new();
+    for message in messages {
+        let results = decode_with_registry(decoder, registry.as_deref_mut(), &message.bytes, &message.origin);
+        let first_letter = dead_letters.len();
+        for result in results {
+            match result {
+                Ok(mut alert) => {
+                    if !keep_cutouts {
+                        alert.cutouts.clear();
+                    }
+                    alerts.push(alert);
+                }
+                Err(error) => {
+                    tracing::warn!(origin = %error.origin, reason = error.reason(), "undecodable message: {error}");
+                    dead_letters.push(DeadLetter {
+                        id: None,
+                        origin: match error.record {
+                            Some(record) => format!("{} record {record}", error.origin),
+                            None => error.origin.to_string(),
+                        },
+                        reason: error.reason().to_string(),
+                        message: error.to_string(),
+                        bytes: Vec::new(),
+                        received_unix: now_unix(),
+                    });
+                }
+            }
+        }
+        // The whole message is kept once, with its first failure, so a replay can retry it.
+        if let Some(letter) = dead_letters.get_mut(first_letter) {
+            letter.bytes = message.bytes;
+        }
+    }
+    (alerts, dead_letters)
+}
+
+/// Runs a source to its end into the store.
+pub async fn ingest<S: MessageSource>(
+    mut source: S,
+    decoder: Decoder,
+    registry: Option<SchemaRegistry>,
+    store: Arc<dyn Store>,
+    config: IngestConfig,
+    mut on_progress: impl FnMut(Progress),
+) -> Result<IngestSummary, IngestError> {
+    let started = Instant::now();
+    // Two batches in flight at most: one being decoded, one being stored.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<DecodedBatch, SourceError>>(1);
+    let batch_size = config.batch_size;
+    let keep_cutouts = config.keep_cutouts;
+    let decoding = std::thread::Builder::new()
+        .name("nightjar-decode".to_string())
+        .spawn(move || {
+            let mut decoder = decoder;
+            let mut registry = registry;
+            loop {
+                let batch = match source.next_batch(batch_size) {
+                    Ok(Some(messages)) => {
+                        let n_messages = messages.len() as u64;
+                        let (alerts, dead_letters) =
+                            decode_batch(&mut decoder, registry.as_mut(), messages, keep_cutouts);
+                        Ok(DecodedBatch {
+                            n_messages,
+                            alerts,
+                            dead_letters,
+                        })
+                    }
+                    Ok(None) => return,
+                    Err(error) => Err(error),
+                };
+                let stop = batch.is_err();
+                if sender.blocking_send(batch).is_err() || stop {
+                    return;
+                }
+            }
+        })
+        .map_err(|_| IngestError::DecoderGone)?;
+
+    let mut summary = IngestSummary::default();
+    while let Some(batch) = receiver.recv().await {
+        let batch = batch?;
+        let batch_index = summary.batches;
+        let store_error = |error| IngestError::Store {
+            batch: batch_index,
+            error,
+        };
+        if !batch.dead_letters.is_empty() {
+            store
+                .write_dead_letters(&batch.dead_letters)
+                .await
+                .map_err(store_error)?;
+        }
+        let written = store.write_batch(&batch.alerts).await.map_err(store_error)?;
+        summary.stored.add(&written);
+        summary.messages += batch.n_messages;
+        summary.alerts_read += batch.alerts.len() as u64;
+        for letter in &batch.dead_letters {
+            *summary.rejected.entry(letter.reason.clone()).or_default() += 1;
+        }
+        summary.batches += 1;
+        tracing::debug!(
+            batch = batch_index,
+            alerts = batch.alerts.len(),
+            new_detections = written.new_detections,
+            "stored batch"
+        );
+        on_progress(Progress {
+            messages: summary.messages,
+            alerts: summary.alerts_read,
+        });
+    }
+    drop(receiver);
+    decoding.join().map_err(|_| IngestError::DecoderGone)?;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}

@@ -1,0 +1,148 @@
+//! `nightjar run`: ingest alert files end to end into the science database, and `nightjar demo`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use nightjar_decode::Decoder;
+use nightjar_pipeline::{FileSource, IngestConfig, IngestSummary};
+use nightjar_registry::SchemaRegistry;
+use nightjar_store::Store;
+use nightjar_store_sqlite::SqliteStore;
+
+use crate::config::Config;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Where alerts come from: an Avro file, a directory of .avro files (searched
+    /// recursively), or a glob such as 'alerts/2024*/*.avro'. Each file is one message: an
+    /// Avro container (one or many alerts) or a Confluent wire-format message.
+    #[arg(long, value_name = "FILE|DIR|GLOB")]
+    pub source: String,
+    /// Data directory of the embedded store (overrides store.path).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Messages per micro-batch (overrides pipeline.batch_size).
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Do not store cutouts (the three FITS stamps, ~75% of an alert's bytes).
+    #[arg(long)]
+    pub no_cutouts: bool,
+    /// Schema registry URL for unknown Rubin schema ids (overrides schema_registry.url).
+    #[arg(long, value_name = "URL")]
+    pub schema_registry: Option<String>,
+    /// No progress bar (also off when stderr is not a terminal).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Peak resident memory of this process so far, bytes (Linux; `None` elsewhere).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+pub fn open_store(config: &Config, data_dir: Option<&Path>) -> anyhow::Result<(PathBuf, Arc<SqliteStore>)> {
+    let data_dir = data_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| config.store.path.clone());
+    let store = SqliteStore::open(&data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    Ok((data_dir, Arc::new(store)))
+}
+
+pub fn decoder_for(config: &Config) -> Decoder {
+    match config.decode.survey {
+        Some(survey) => Decoder::expecting(survey),
+        None => Decoder::new(),
+    }
+}
+
+pub fn registry_for(config: &Config, url: Option<&String>) -> anyhow::Result<Option<SchemaRegistry>> {
+    let url = url.or(config.schema_registry.url.as_ref());
+    Ok(url
+        .map(|url| SchemaRegistry::new(url, Duration::from_millis(config.schema_registry.timeout_ms)))
+        .transpose()?)
+}
+
+/// Ingests `args.source` and prints the summary; the outcome for the caller to build on.
+pub async fn ingest(config: &Config, args: &RunArgs) -> anyhow::Result<(PathBuf, IngestSummary)> {
+    let source = FileSource::open(&args.source)?;
+    let (data_dir, store) = open_store(config, args.data_dir.as_deref())?;
+    let registry = registry_for(config, args.schema_registry.as_ref())?;
+    let ingest_config = IngestConfig {
+        batch_size: args.batch_size.unwrap_or(config.pipeline.batch_size),
+        keep_cutouts: !args.no_cutouts,
+    };
+    tracing::info!(
+        source = %args.source,
+        files = source.len(),
+        data_dir = %data_dir.display(),
+        batch_size = ingest_config.batch_size,
+        "ingesting"
+    );
+    let progress = if args.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(source.len() as u64).with_style(
+            ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} files, {msg} [{elapsed_precise}, eta {eta}]")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        )
+    };
+    let store_dyn: Arc<dyn Store> = store;
+    let summary = nightjar_pipeline::ingest(
+        source,
+        decoder_for(config),
+        registry,
+        store_dyn,
+        ingest_config,
+        |step| {
+            progress.set_position(step.messages);
+            progress.set_message(format!("{} alerts", step.alerts));
+        },
+    )
+    .await?;
+    progress.finish_and_clear();
+    Ok((data_dir, summary))
+}
+
+/// The run summary a person reads at the end.
+pub fn print_summary(data_dir: &Path, summary: &IngestSummary) {
+    let stored = &summary.stored;
+    let new_alerts = stored.n_alerts - stored.n_duplicate_alerts;
+    eprintln!("ingested into {}", data_dir.display());
+    eprintln!("  messages read        {:>10}", summary.messages);
+    eprintln!("  alerts read          {:>10}", summary.alerts_read);
+    eprintln!("  alerts stored (new)  {:>10}", new_alerts);
+    eprintln!("  already stored       {:>10}", stored.n_duplicate_alerts);
+    eprintln!("  rejected             {:>10}", summary.n_rejected());
+    for (reason, count) in &summary.rejected {
+        eprintln!("    {reason:<18} {count:>10}");
+    }
+    eprintln!("  new objects          {:>10}", stored.new_objects);
+    eprintln!("  new detections       {:>10}", stored.new_detections);
+    eprintln!("  new upper limits     {:>10}", stored.new_upper_limits);
+    eprintln!("  new forced phot.     {:>10}", stored.new_forced_photometry);
+    eprintln!("  new cutouts          {:>10}", stored.new_cutouts);
+    eprintln!("  elapsed              {:>9.2}s", summary.elapsed.as_secs_f64());
+    eprintln!("  alerts/s             {:>10.0}", summary.alerts_per_second());
+    if let Some(peak) = peak_rss_bytes() {
+        eprintln!("  peak memory          {:>7.0} MB", peak as f64 / 1e6);
+    }
+    if summary.n_rejected() > 0 {
+        eprintln!(
+            "rejected messages are dead letters: `nightjar deadletter list --data-dir {}` shows them",
+            data_dir.display()
+        );
+    }
+}
+
+pub async fn run(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (data_dir, summary) = ingest(config, &args).await?;
+    print_summary(&data_dir, &summary);
+    Ok(ExitCode::SUCCESS)
+}
