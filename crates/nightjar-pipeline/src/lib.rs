@@ -8,4 +8,4 @@ pub mod ingest;
 pub mod source;
 
 pub use ingest::{IngestConfig, IngestError, IngestSummary, Progress, decode_batch, ingest};
-pub use source::{FileSource, Message, MessageSource, SourceError};
+pub use source::{FileSource, Message, MessageSource, SourceError, avro_files_in};

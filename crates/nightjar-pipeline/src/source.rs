@@ -59,8 +59,7 @@ impl FileSource {
         let path = Path::new(spec);
         let mut files = Vec::new();
         if path.is_dir() {
-            collect_avro(path, &mut files)?;
-            files.sort();
+            files = avro_files_in(path)?;
         } else if path.is_file() {
             files.push(path.to_path_buf());
         } else if spec.contains(['*', '?', '[']) {
@@ -113,6 +112,14 @@ impl FileSource {
         self.next = end;
         Ok(Some(batch))
     }
+}
+
+/// Every `.avro` file below `dir`, recursively, in name order.
+pub fn avro_files_in(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
+    let mut files = Vec::new();
+    collect_avro(dir, &mut files)?;
+    files.sort();
+    Ok(files)
 }
 
 fn collect_avro(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), SourceError> {
