@@ -102,12 +102,17 @@ impl Default for SchemaRegistryConfig {
 pub struct StoreConfig {
     /// Data directory of the embedded store.
     pub path: PathBuf,
+    /// Largest size of each of the store's two files (tables, cutouts), bytes. A batch that
+    /// would pass it stops the run as a full disk would, storing nothing of that batch.
+    /// Unset: no limit but the disk's.
+    pub max_bytes: Option<u64>,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             path: PathBuf::from("nightjar-data"),
+            max_bytes: None,
         }
     }
 }

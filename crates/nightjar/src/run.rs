@@ -52,6 +52,9 @@ pub fn open_store(config: &Config, data_dir: Option<&Path>) -> anyhow::Result<(P
         .map(Path::to_path_buf)
         .unwrap_or_else(|| config.store.path.clone());
     let store = SqliteStore::open(&data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    if let Some(max_bytes) = config.store.max_bytes {
+        store.set_size_limit(max_bytes)?;
+    }
     Ok((data_dir, Arc::new(store)))
 }
 

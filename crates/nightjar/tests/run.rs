@@ -350,3 +350,39 @@ fn query_reads_light_curves_cones_and_nights() {
     let output = nightjar(&["query", "object", "ZTF00nothere", "--data-dir", data_dir]);
     assert_eq!(output.status.code(), Some(1));
 }
+
+#[test]
+fn a_full_store_stops_the_run_and_keeps_what_was_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    // A first run stores the multi-alert files; then the store may not grow by more than a
+    // few pages, as if the disk were full.
+    let output = nightjar(&[
+        "run",
+        "--source",
+        "tests/data/ztf/multi",
+        "--data-dir",
+        data_dir,
+        "--quiet",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let before = snapshot(dir.path());
+    let size = std::fs::metadata(dir.path().join("cutouts.sqlite")).unwrap().len();
+    let output = Command::new(env!("CARGO_BIN_EXE_nightjar"))
+        .args([
+            "run",
+            "--source",
+            "tests/data/ztf/alerts",
+            "--data-dir",
+            data_dir,
+            "--quiet",
+        ])
+        .current_dir(repo())
+        .env("RUST_LOG", "error")
+        .env("NIGHTJAR__STORE__MAX_BYTES", (size + 8192).to_string())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("is full"), "{}", stderr(&output));
+    assert_eq!(snapshot(dir.path()), before, "a failed batch left rows behind");
+}

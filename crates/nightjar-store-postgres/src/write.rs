@@ -1,0 +1,852 @@
+//! The write path: batches of alerts in one transaction, dead letters, and pruning.
+//!
+//! A batch is flattened into rows, sorted by key and deduplicated, then sent as one
+//! `INSERT ... SELECT FROM UNNEST(arrays) ON CONFLICT DO NOTHING` per table (one round trip per
+//! table, not per row); `RETURNING` and the affected-row counts say which rows were new. Every
+//! writer inserts in key order and takes the same tables in the same order, so concurrent
+//! workers with overlapping batches wait for each other instead of deadlocking. Object summaries
+//! are then recomputed from the stored detections under a row lock on the objects (taken in key
+//! order), never incremented, so a replayed batch, the same alerts in another order or batching,
+//! or two workers writing the same object at once, leave the same store.
+
+use std::any::TypeId;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use tokio_postgres::{Client, Transaction};
+
+use nightjar_core::raw::{FieldValue, RawBytes};
+use nightjar_core::{Alert, Band, Detection, Survey};
+use nightjar_store::{DeadLetter, HEALPIX_ORDER, Night, PruneSummary, WriteSummary};
+
+use crate::error::{Failed, failed};
+
+/// Per raw record type: the field paths of the triggering detection's record.
+#[derive(Debug, Default)]
+pub(crate) struct RawPathCache {
+    paths: Mutex<HashMap<TypeId, Arc<[String]>>>,
+}
+
+/// A detection to insert, borrowed from the batch.
+struct DetectionInsert<'a> {
+    survey: Survey,
+    object_id: &'a str,
+    detection: &'a Detection,
+    is_alert: bool,
+}
+
+/// An object key as stored.
+type ObjectKey = (&'static str, String);
+
+/// Stores a batch in one transaction; on error nothing is stored. `raw_detections[i]` is the raw
+/// detection JSON of `alerts[i]`.
+pub(crate) async fn write_batch(
+    client: &mut Client,
+    alerts: &[Alert],
+    raw_detections: &[String],
+) -> Result<WriteSummary, Failed> {
+    let mut summary = WriteSummary {
+        n_alerts: alerts.len() as u64,
+        ..WriteSummary::default()
+    };
+    let transaction = client.transaction().await.map_err(failed("starting a batch"))?;
+
+    // Objects first (the other rows refer to them), with a provisional summary.
+    let mut objects: Vec<&Alert> = alerts.iter().collect();
+    objects.sort_by(|a, b| (a.survey.as_str(), a.object_id.as_str()).cmp(&(b.survey.as_str(), b.object_id.as_str())));
+    objects.dedup_by(|a, b| a.survey == b.survey && a.object_id == b.object_id);
+    let rows = transaction
+        .query(
+            "INSERT INTO objects (survey, object_id, first_mjd, last_mjd, n_detections, ra, dec, healpix)
+             SELECT survey, object_id, mjd, mjd, 0, ra, dec, healpix
+             FROM UNNEST($1::text[], $2::text[], $3::float8[], $4::float8[], $5::float8[], $6::bigint[])
+                 AS t(survey, object_id, mjd, ra, dec, healpix)
+             ON CONFLICT DO NOTHING
+             RETURNING survey, object_id",
+            &[
+                &objects.iter().map(|alert| alert.survey.as_str()).collect::<Vec<_>>(),
+                &objects.iter().map(|alert| alert.object_id.as_str()).collect::<Vec<_>>(),
+                &objects.iter().map(|alert| alert.detection.mjd).collect::<Vec<_>>(),
+                &objects.iter().map(|alert| alert.detection.ra).collect::<Vec<_>>(),
+                &objects.iter().map(|alert| alert.detection.dec).collect::<Vec<_>>(),
+                &objects
+                    .iter()
+                    .map(|alert| healpix_of(alert.detection.ra, alert.detection.dec))
+                    .collect::<Vec<_>>(),
+            ],
+        )
+        .await
+        .map_err(failed("inserting objects"))?;
+    summary.new_objects = rows.len() as u64;
+    let mut changed_objects: BTreeSet<ObjectKey> = BTreeSet::new();
+    for row in &rows {
+        changed_objects.insert(object_key(row).map_err(failed("inserting objects"))?);
+    }
+
+    // Detections: the alerts' own and their history, one row per source id.
+    let mut detections: Vec<DetectionInsert<'_>> = Vec::new();
+    for alert in alerts {
+        let of = |detection, is_alert| DetectionInsert {
+            survey: alert.survey,
+            object_id: &alert.object_id,
+            detection,
+            is_alert,
+        };
+        detections.push(of(&alert.detection, true));
+        detections.extend(alert.history.iter().map(|detection| of(detection, false)));
+    }
+    // Alert detections sort first among equal keys, so dedup keeps them.
+    detections.sort_by(|a, b| {
+        (a.survey.as_str(), a.detection.source_id, !a.is_alert).cmp(&(
+            b.survey.as_str(),
+            b.detection.source_id,
+            !b.is_alert,
+        ))
+    });
+    detections.dedup_by(|a, b| a.survey == b.survey && a.detection.source_id == b.detection.source_id);
+    let inserted = insert_detections(&transaction, &detections).await?;
+    summary.new_detections = inserted.len() as u64;
+    let inserted_ids: BTreeSet<(&str, i64)> = inserted.iter().map(|(survey, _, id)| (*survey, *id)).collect();
+    changed_objects.extend(inserted.into_iter().map(|(survey, object_id, _)| (survey, object_id)));
+    // An alert's own record of its detection replaces what another alert's history said about
+    // it (ZTF rounds prv_candidates and gives `rb`, not `drb`): the store then holds the same
+    // values whatever order the alerts came in.
+    let seen_before: Vec<&DetectionInsert<'_>> = detections
+        .iter()
+        .filter(|row| row.is_alert && !inserted_ids.contains(&(row.survey.as_str(), row.detection.source_id)))
+        .collect();
+    if !seen_before.is_empty() {
+        // Seen before only in another alert's history; its position may have moved.
+        changed_objects.extend(mark_alerts(&transaction, &seen_before).await?);
+    }
+
+    summary.new_upper_limits = insert_upper_limits(&transaction, alerts).await?;
+    summary.new_forced_photometry = insert_forced_photometry(&transaction, alerts).await?;
+    let new_alerts = insert_alerts(&transaction, alerts, raw_detections).await?;
+    summary.n_duplicate_alerts = summary.n_alerts - new_alerts.min(summary.n_alerts);
+    summary.new_cutouts = insert_cutouts(&transaction, alerts).await?;
+
+    // Summaries of the objects whose detections changed, from what is stored.
+    recompute_summaries(&transaction, &changed_objects).await?;
+
+    transaction.commit().await.map_err(failed("committing a batch"))?;
+    tracing::debug!(
+        n_alerts = summary.n_alerts,
+        n_duplicate_alerts = summary.n_duplicate_alerts,
+        new_objects = summary.new_objects,
+        new_detections = summary.new_detections,
+        new_cutouts = summary.new_cutouts,
+        "stored a batch"
+    );
+    Ok(summary)
+}
+
+/// The detection columns of one batch, as arrays for `UNNEST`.
+struct DetectionArrays<'a> {
+    survey: Vec<&'static str>,
+    source_id: Vec<i64>,
+    object_id: Vec<&'a str>,
+    mjd: Vec<f64>,
+    night: Vec<i32>,
+    band: Vec<Option<&'static str>>,
+    ra: Vec<f64>,
+    dec: Vec<f64>,
+    magnitude: Vec<Option<f64>>,
+    magnitude_err: Vec<Option<f64>>,
+    flux: Vec<Option<f64>>,
+    flux_err: Vec<Option<f64>>,
+    is_negative: Vec<bool>,
+    reliability: Vec<Option<f64>>,
+    is_alert: Vec<bool>,
+    healpix: Vec<i64>,
+}
+
+impl<'a> DetectionArrays<'a> {
+    fn of<'b>(rows: impl Iterator<Item = &'b DetectionInsert<'a>>) -> DetectionArrays<'a>
+    where
+        'a: 'b,
+    {
+        let mut arrays = DetectionArrays {
+            survey: Vec::new(),
+            source_id: Vec::new(),
+            object_id: Vec::new(),
+            mjd: Vec::new(),
+            night: Vec::new(),
+            band: Vec::new(),
+            ra: Vec::new(),
+            dec: Vec::new(),
+            magnitude: Vec::new(),
+            magnitude_err: Vec::new(),
+            flux: Vec::new(),
+            flux_err: Vec::new(),
+            is_negative: Vec::new(),
+            reliability: Vec::new(),
+            is_alert: Vec::new(),
+            healpix: Vec::new(),
+        };
+        for row in rows {
+            let detection = row.detection;
+            arrays.survey.push(row.survey.as_str());
+            arrays.source_id.push(detection.source_id);
+            arrays.object_id.push(row.object_id);
+            arrays.mjd.push(detection.mjd);
+            arrays.night.push(night_value(detection.mjd));
+            arrays.band.push(detection.band.map(Band::as_str));
+            arrays.ra.push(detection.ra);
+            arrays.dec.push(detection.dec);
+            arrays.magnitude.push(detection.magnitude);
+            arrays.magnitude_err.push(detection.magnitude_err);
+            arrays.flux.push(detection.flux);
+            arrays.flux_err.push(detection.flux_err);
+            arrays.is_negative.push(detection.is_negative);
+            arrays.reliability.push(detection.reliability);
+            arrays.is_alert.push(row.is_alert);
+            arrays.healpix.push(healpix_of(detection.ra, detection.dec));
+        }
+        arrays
+    }
+}
+
+/// `UNNEST` of the sixteen detection arrays, as `t` with the table's column names.
+const DETECTION_UNNEST: &str = "UNNEST($1::text[], $2::bigint[], $3::text[], $4::float8[], $5::int4[], $6::text[],
+         $7::float8[], $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], $13::bool[],
+         $14::float8[], $15::bool[], $16::bigint[])
+     AS t(survey, source_id, object_id, mjd, night, band, ra, dec, magnitude, magnitude_err, flux, flux_err,
+          is_negative, reliability, is_alert, healpix)";
+
+/// Inserts the detections not stored yet; returns (survey, object, source id) of those added.
+async fn insert_detections(
+    transaction: &Transaction<'_>,
+    detections: &[DetectionInsert<'_>],
+) -> Result<Vec<(&'static str, String, i64)>, Failed> {
+    let a = DetectionArrays::of(detections.iter());
+    let rows = transaction
+        .query(
+            &format!(
+                "INSERT INTO detections (survey, source_id, object_id, mjd, night, band, ra, dec, magnitude,
+                     magnitude_err, flux, flux_err, is_negative, reliability, is_alert, healpix)
+                 SELECT * FROM {DETECTION_UNNEST}
+                 ON CONFLICT DO NOTHING
+                 RETURNING survey, object_id, source_id"
+            ),
+            &[
+                &a.survey,
+                &a.source_id,
+                &a.object_id,
+                &a.mjd,
+                &a.night,
+                &a.band,
+                &a.ra,
+                &a.dec,
+                &a.magnitude,
+                &a.magnitude_err,
+                &a.flux,
+                &a.flux_err,
+                &a.is_negative,
+                &a.reliability,
+                &a.is_alert,
+                &a.healpix,
+            ],
+        )
+        .await
+        .map_err(failed("inserting detections"))?;
+    rows.iter()
+        .map(|row| {
+            let (survey, object_id) = object_key(row)?;
+            Ok((survey, object_id, row.try_get(2)?))
+        })
+        .collect::<Result<_, tokio_postgres::Error>>()
+        .map_err(failed("inserting detections"))
+}
+
+/// Replaces stored history copies by the alerts' own detections; returns the objects changed.
+async fn mark_alerts(
+    transaction: &Transaction<'_>,
+    detections: &[&DetectionInsert<'_>],
+) -> Result<Vec<ObjectKey>, Failed> {
+    let a = DetectionArrays::of(detections.iter().copied());
+    // The rows are locked in key order first, as every writer does.
+    let rows = transaction
+        .query(
+            &format!(
+                "WITH target AS (
+                     SELECT d.survey, d.source_id FROM detections d
+                     WHERE (d.survey, d.source_id) IN (SELECT survey, source_id FROM {DETECTION_UNNEST})
+                       AND NOT d.is_alert
+                     ORDER BY d.survey, d.source_id
+                     FOR UPDATE
+                 )
+                 UPDATE detections d SET object_id = t.object_id, mjd = t.mjd, night = t.night, band = t.band,
+                     ra = t.ra, dec = t.dec, magnitude = t.magnitude, magnitude_err = t.magnitude_err,
+                     flux = t.flux, flux_err = t.flux_err, is_negative = t.is_negative,
+                     reliability = t.reliability, is_alert = t.is_alert, healpix = t.healpix
+                 FROM {DETECTION_UNNEST}, target
+                 WHERE d.survey = target.survey AND d.source_id = target.source_id
+                   AND t.survey = d.survey AND t.source_id = d.source_id AND NOT d.is_alert
+                 RETURNING d.survey, d.object_id"
+            ),
+            &[
+                &a.survey,
+                &a.source_id,
+                &a.object_id,
+                &a.mjd,
+                &a.night,
+                &a.band,
+                &a.ra,
+                &a.dec,
+                &a.magnitude,
+                &a.magnitude_err,
+                &a.flux,
+                &a.flux_err,
+                &a.is_negative,
+                &a.reliability,
+                &a.is_alert,
+                &a.healpix,
+            ],
+        )
+        .await
+        .map_err(failed("updating alert detections"))?;
+    rows.iter()
+        .map(object_key)
+        .collect::<Result<_, _>>()
+        .map_err(failed("updating alert detections"))
+}
+
+/// A key of measurements: (survey, object, mjd bits, band).
+fn measurement_key<'a>(alert: &'a Alert, mjd: f64, band: Option<Band>) -> (&'static str, &'a str, u64, &'static str) {
+    (alert.survey.as_str(), alert.object_id.as_str(), mjd.to_bits(), band_key(band))
+}
+
+/// Upper limits, keyed by (object, time, band); returns how many were added.
+async fn insert_upper_limits(transaction: &Transaction<'_>, alerts: &[Alert]) -> Result<u64, Failed> {
+    let mut limits: Vec<_> = alerts
+        .iter()
+        .flat_map(|alert| alert.upper_limits.iter().map(move |limit| (alert, limit)))
+        .collect();
+    if limits.is_empty() {
+        return Ok(0);
+    }
+    limits.sort_by(|(a, a_limit), (b, b_limit)| {
+        measurement_key(a, a_limit.mjd, a_limit.band).cmp(&measurement_key(b, b_limit.mjd, b_limit.band))
+    });
+    limits.dedup_by(|(a, a_limit), (b, b_limit)| {
+        measurement_key(a, a_limit.mjd, a_limit.band) == measurement_key(b, b_limit.mjd, b_limit.band)
+    });
+    transaction
+        .execute(
+            "INSERT INTO upper_limits (survey, object_id, mjd, band, night, limiting_magnitude, noise_flux)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::float8[], $4::text[], $5::int4[], $6::float8[],
+                 $7::float8[])
+             ON CONFLICT DO NOTHING",
+            &[
+                &limits.iter().map(|(alert, _)| alert.survey.as_str()).collect::<Vec<_>>(),
+                &limits.iter().map(|(alert, _)| alert.object_id.as_str()).collect::<Vec<_>>(),
+                &limits.iter().map(|(_, limit)| limit.mjd).collect::<Vec<_>>(),
+                &limits.iter().map(|(_, limit)| band_key(limit.band)).collect::<Vec<_>>(),
+                &limits.iter().map(|(_, limit)| night_value(limit.mjd)).collect::<Vec<_>>(),
+                &limits.iter().map(|(_, limit)| limit.limiting_magnitude).collect::<Vec<_>>(),
+                &limits.iter().map(|(_, limit)| limit.noise_flux).collect::<Vec<_>>(),
+            ],
+        )
+        .await
+        .map_err(failed("inserting upper limits"))
+}
+
+/// Forced photometry, keyed by (object, time, band); returns how many were added.
+async fn insert_forced_photometry(transaction: &Transaction<'_>, alerts: &[Alert]) -> Result<u64, Failed> {
+    let mut forced: Vec<_> = alerts
+        .iter()
+        .flat_map(|alert| alert.forced_photometry.iter().map(move |point| (alert, point)))
+        .collect();
+    if forced.is_empty() {
+        return Ok(0);
+    }
+    forced.sort_by(|(a, a_point), (b, b_point)| {
+        measurement_key(a, a_point.mjd, a_point.band).cmp(&measurement_key(b, b_point.mjd, b_point.band))
+    });
+    forced.dedup_by(|(a, a_point), (b, b_point)| {
+        measurement_key(a, a_point.mjd, a_point.band) == measurement_key(b, b_point.mjd, b_point.band)
+    });
+    transaction
+        .execute(
+            "INSERT INTO forced_photometry (survey, object_id, mjd, band, night, forced_source_id, flux, flux_err)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::float8[], $4::text[], $5::int4[], $6::bigint[],
+                 $7::float8[], $8::float8[])
+             ON CONFLICT DO NOTHING",
+            &[
+                &forced.iter().map(|(alert, _)| alert.survey.as_str()).collect::<Vec<_>>(),
+                &forced.iter().map(|(alert, _)| alert.object_id.as_str()).collect::<Vec<_>>(),
+                &forced.iter().map(|(_, point)| point.mjd).collect::<Vec<_>>(),
+                &forced.iter().map(|(_, point)| band_key(point.band)).collect::<Vec<_>>(),
+                &forced.iter().map(|(_, point)| night_value(point.mjd)).collect::<Vec<_>>(),
+                &forced.iter().map(|(_, point)| point.forced_source_id).collect::<Vec<_>>(),
+                &forced.iter().map(|(_, point)| point.flux).collect::<Vec<_>>(),
+                &forced.iter().map(|(_, point)| point.flux_err).collect::<Vec<_>>(),
+            ],
+        )
+        .await
+        .map_err(failed("inserting forced photometry"))
+}
+
+/// Alerts, keyed by their triggering detection; returns how many were added.
+async fn insert_alerts(transaction: &Transaction<'_>, alerts: &[Alert], raw_detections: &[String]) -> Result<u64, Failed> {
+    let mut order: Vec<usize> = (0..alerts.len()).collect();
+    order.sort_by_key(|&index| (alerts[index].survey.as_str(), alerts[index].detection.source_id, index));
+    order.dedup_by_key(|index| (alerts[*index].survey, alerts[*index].detection.source_id));
+    let alert = |index: &usize| &alerts[*index];
+    transaction
+        .execute(
+            "INSERT INTO alerts (survey, source_id, object_id, mjd, night, schema_version, solar_system_name,
+                 raw_detection)
+             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::float8[], $5::int4[], $6::text[],
+                 $7::text[], $8::text[])
+             ON CONFLICT DO NOTHING",
+            &[
+                &order.iter().map(|i| alert(i).survey.as_str()).collect::<Vec<_>>(),
+                &order.iter().map(|i| alert(i).detection.source_id).collect::<Vec<_>>(),
+                &order.iter().map(|i| alert(i).object_id.as_str()).collect::<Vec<_>>(),
+                &order.iter().map(|i| alert(i).detection.mjd).collect::<Vec<_>>(),
+                &order.iter().map(|i| night_value(alert(i).detection.mjd)).collect::<Vec<_>>(),
+                &order.iter().map(|i| alert(i).schema_version.as_str()).collect::<Vec<_>>(),
+                &order.iter().map(|i| solar_system_name(alert(i))).collect::<Vec<_>>(),
+                &order.iter().map(|i| raw_detections[*i].as_str()).collect::<Vec<_>>(),
+            ],
+        )
+        .await
+        .map_err(failed("inserting alerts"))
+}
+
+/// Cutouts, keyed by (alert, kind); returns how many were added.
+async fn insert_cutouts(transaction: &Transaction<'_>, alerts: &[Alert]) -> Result<u64, Failed> {
+    let mut cutouts: Vec<_> = alerts
+        .iter()
+        .flat_map(|alert| alert.cutouts.iter().map(move |cutout| (alert, cutout)))
+        .collect();
+    if cutouts.is_empty() {
+        return Ok(0);
+    }
+    let key = |(alert, cutout): &(&Alert, &nightjar_core::Cutout)| {
+        (alert.survey.as_str(), alert.detection.source_id, cutout.kind.as_str())
+    };
+    cutouts.sort_by(|a, b| key(a).cmp(&key(b)));
+    cutouts.dedup_by(|a, b| key(a) == key(b));
+    transaction
+        .execute(
+            "INSERT INTO cutouts (survey, source_id, kind, night, file_name, data)
+             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::int4[], $5::text[], $6::bytea[])
+             ON CONFLICT DO NOTHING",
+            &[
+                &cutouts.iter().map(|(alert, _)| alert.survey.as_str()).collect::<Vec<_>>(),
+                &cutouts.iter().map(|(alert, _)| alert.detection.source_id).collect::<Vec<_>>(),
+                &cutouts.iter().map(|(_, cutout)| cutout.kind.as_str()).collect::<Vec<_>>(),
+                &cutouts
+                    .iter()
+                    .map(|(alert, _)| night_value(alert.detection.mjd))
+                    .collect::<Vec<_>>(),
+                &cutouts.iter().map(|(_, cutout)| cutout.file_name.as_deref()).collect::<Vec<_>>(),
+                &cutouts.iter().map(|(_, cutout)| &cutout.data[..]).collect::<Vec<_>>(),
+            ],
+        )
+        .await
+        .map_err(failed("inserting cutouts"))
+}
+
+/// Reads (survey, object id) from the first two columns of a row.
+fn object_key(row: &tokio_postgres::Row) -> Result<ObjectKey, tokio_postgres::Error> {
+    let survey: &str = row.try_get(0)?;
+    Ok((survey_name(survey), row.try_get(1)?))
+}
+
+/// The static name of a stored survey (the keys are only ever written from [`Survey::as_str`]).
+fn survey_name(name: &str) -> &'static str {
+    match name {
+        "ztf" => Survey::Ztf.as_str(),
+        "rubin" => Survey::Rubin.as_str(),
+        _ => "unknown",
+    }
+}
+
+/// Recomputes the summaries of `objects` from their stored detections, after locking their rows
+/// in key order (so that a concurrent writer's detections, committed while this one waited, are
+/// seen: the last writer of an object computes its summary from every detection).
+async fn recompute_summaries(transaction: &Transaction<'_>, objects: &BTreeSet<ObjectKey>) -> Result<(), Failed> {
+    if objects.is_empty() {
+        return Ok(());
+    }
+    let surveys: Vec<&str> = objects.iter().map(|(survey, _)| *survey).collect();
+    let object_ids: Vec<&str> = objects.iter().map(|(_, object_id)| object_id.as_str()).collect();
+    let context = "recomputing object summaries";
+    transaction
+        .execute(
+            "SELECT 1 FROM objects
+             WHERE (survey, object_id) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))
+             ORDER BY survey, object_id
+             FOR UPDATE",
+            &[&surveys, &object_ids],
+        )
+        .await
+        .map_err(failed(context))?;
+    let rows = transaction
+        .query(
+            "SELECT d.survey, d.object_id, d.source_id, d.mjd, d.ra, d.dec
+             FROM detections d JOIN UNNEST($1::text[], $2::text[]) AS t(survey, object_id)
+                 ON d.survey = t.survey AND d.object_id = t.object_id
+             ORDER BY d.survey, d.object_id, d.source_id",
+            &[&surveys, &object_ids],
+        )
+        .await
+        .map_err(failed(context))?;
+
+    // Rows arrive grouped by object and in source-id order, so the floating-point sums do not
+    // depend on the order the detections arrived in.
+    let mut updates: Vec<(ObjectKey, SummaryValues)> = Vec::new();
+    let mut current: Option<(ObjectKey, SummaryAccumulator)> = None;
+    for row in &rows {
+        let key = object_key(row).map_err(failed(context))?;
+        let (mjd, ra, dec): (f64, f64, f64) = (|| Ok((row.try_get(3)?, row.try_get(4)?, row.try_get(5)?)))()
+            .map_err(failed(context))?;
+        match &mut current {
+            Some((current_key, accumulator)) if *current_key == key => accumulator.add(mjd, ra, dec),
+            _ => {
+                if let Some((done_key, accumulator)) = current.take()
+                    && let Some(values) = accumulator.finish()
+                {
+                    updates.push((done_key, values));
+                }
+                let mut accumulator = SummaryAccumulator::default();
+                accumulator.add(mjd, ra, dec);
+                current = Some((key, accumulator));
+            }
+        }
+    }
+    if let Some((done_key, accumulator)) = current
+        && let Some(values) = accumulator.finish()
+    {
+        updates.push((done_key, values));
+    }
+    if updates.is_empty() {
+        return Ok(());
+    }
+    transaction
+        .execute(
+            "UPDATE objects o SET first_mjd = u.first_mjd, last_mjd = u.last_mjd, n_detections = u.n_detections,
+                 ra = u.ra, dec = u.dec, healpix = u.healpix
+             FROM UNNEST($1::text[], $2::text[], $3::float8[], $4::float8[], $5::bigint[], $6::float8[],
+                 $7::float8[], $8::bigint[])
+                 AS u(survey, object_id, first_mjd, last_mjd, n_detections, ra, dec, healpix)
+             WHERE o.survey = u.survey AND o.object_id = u.object_id",
+            &[
+                &updates.iter().map(|((survey, _), _)| *survey).collect::<Vec<_>>(),
+                &updates.iter().map(|((_, object_id), _)| object_id.as_str()).collect::<Vec<_>>(),
+                &updates.iter().map(|(_, values)| values.first_mjd).collect::<Vec<_>>(),
+                &updates.iter().map(|(_, values)| values.last_mjd).collect::<Vec<_>>(),
+                &updates.iter().map(|(_, values)| values.n_detections).collect::<Vec<_>>(),
+                &updates.iter().map(|(_, values)| values.ra).collect::<Vec<_>>(),
+                &updates.iter().map(|(_, values)| values.dec).collect::<Vec<_>>(),
+                &updates
+                    .iter()
+                    .map(|(_, values)| healpix_of(values.ra, values.dec))
+                    .collect::<Vec<_>>(),
+            ],
+        )
+        .await
+        .map_err(failed(context))?;
+    Ok(())
+}
+
+/// Stores dead letters in one transaction; returns their ids. One statement per letter: two
+/// letters of one call may share (origin, reason), and the later one replaces the earlier.
+pub(crate) async fn write_dead_letters(client: &mut Client, letters: &[DeadLetter]) -> Result<Vec<i64>, Failed> {
+    let context = "storing dead letters";
+    let transaction = client.transaction().await.map_err(failed(context))?;
+    let insert = transaction
+        .prepare(
+            "INSERT INTO dead_letters (origin, reason, message, bytes, received_unix)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (origin, reason) DO UPDATE SET
+                 message = EXCLUDED.message, bytes = EXCLUDED.bytes, received_unix = EXCLUDED.received_unix
+             RETURNING id",
+        )
+        .await
+        .map_err(failed(context))?;
+    let mut ids = Vec::with_capacity(letters.len());
+    for letter in letters {
+        let row = transaction
+            .query_one(
+                &insert,
+                &[
+                    &letter.origin,
+                    &letter.reason,
+                    &letter.message,
+                    &letter.bytes,
+                    &letter.received_unix,
+                ],
+            )
+            .await
+            .map_err(failed(context))?;
+        ids.push(row.try_get(0).map_err(failed(context))?);
+    }
+    transaction.commit().await.map_err(failed(context))?;
+    Ok(ids)
+}
+
+/// Removes dead letters by id; returns how many existed.
+pub(crate) async fn delete_dead_letters(client: &Client, ids: &[i64]) -> Result<u64, Failed> {
+    client
+        .execute("DELETE FROM dead_letters WHERE id = ANY($1::bigint[])", &[&ids])
+        .await
+        .map_err(failed("deleting dead letters"))
+}
+
+/// Removes everything of nights before `before`, in one transaction; objects left without
+/// detections go, the others' summaries are recomputed.
+pub(crate) async fn prune(client: &mut Client, before: Night) -> Result<PruneSummary, Failed> {
+    let context = "pruning";
+    let transaction = client.transaction().await.map_err(failed(context))?;
+    let night = i32::try_from(before.0).unwrap_or(i32::MAX);
+    let rows = transaction
+        .query(
+            "SELECT DISTINCT survey, object_id FROM detections WHERE night < $1 ORDER BY survey, object_id",
+            &[&night],
+        )
+        .await
+        .map_err(failed("finding the objects to prune"))?;
+    let touched: BTreeSet<ObjectKey> = rows
+        .iter()
+        .map(object_key)
+        .collect::<Result<_, _>>()
+        .map_err(failed("finding the objects to prune"))?;
+    let delete = async |sql: &str| -> Result<u64, Failed> { transaction.execute(sql, &[&night]).await.map_err(failed(context)) };
+    let mut summary = PruneSummary {
+        cutouts: delete("DELETE FROM cutouts WHERE night < $1").await?,
+        alerts: delete("DELETE FROM alerts WHERE night < $1").await?,
+        detections: delete("DELETE FROM detections WHERE night < $1").await?,
+        upper_limits: delete("DELETE FROM upper_limits WHERE night < $1").await?,
+        forced_photometry: delete("DELETE FROM forced_photometry WHERE night < $1").await?,
+        objects: 0,
+    };
+    if !touched.is_empty() {
+        let surveys: Vec<&str> = touched.iter().map(|(survey, _)| *survey).collect();
+        let object_ids: Vec<&str> = touched.iter().map(|(_, object_id)| object_id.as_str()).collect();
+        // Objects left without a detection; rows of later nights without a detection cannot
+        // normally exist, but are removed so the object can go.
+        let empty = "SELECT t.survey, t.object_id FROM UNNEST($1::text[], $2::text[]) AS t(survey, object_id)
+             WHERE NOT EXISTS (SELECT 1 FROM detections d WHERE d.survey = t.survey AND d.object_id = t.object_id)";
+        for (table, count) in [
+            ("upper_limits", &mut summary.upper_limits),
+            ("forced_photometry", &mut summary.forced_photometry),
+            ("objects", &mut summary.objects),
+        ] {
+            *count += transaction
+                .execute(
+                    &format!("DELETE FROM {table} WHERE (survey, object_id) IN ({empty})"),
+                    &[&surveys, &object_ids],
+                )
+                .await
+                .map_err(failed(context))?;
+        }
+        recompute_summaries(&transaction, &touched).await?;
+    }
+    transaction.commit().await.map_err(failed("committing a prune"))?;
+    tracing::info!(before = %before, ?summary, "pruned the store");
+    Ok(summary)
+}
+
+/// The first, last time, count and mean position of an object's detections.
+#[derive(Debug, Clone, Copy)]
+struct SummaryValues {
+    first_mjd: f64,
+    last_mjd: f64,
+    n_detections: i64,
+    ra: f64,
+    dec: f64,
+}
+
+/// Time range, count and mean position of an object's detections (the SQLite store's rule).
+#[derive(Default)]
+struct SummaryAccumulator {
+    first_mjd: f64,
+    last_mjd: f64,
+    n_detections: i64,
+    /// Sum of the unit vectors of the valid positions.
+    sum: [f64; 3],
+    /// The first valid position, for a degenerate mean.
+    first_position: Option<(f64, f64)>,
+}
+
+impl SummaryAccumulator {
+    fn add(&mut self, mjd: f64, ra: f64, dec: f64) {
+        if self.n_detections == 0 {
+            self.first_mjd = mjd;
+            self.last_mjd = mjd;
+        } else {
+            self.first_mjd = self.first_mjd.min(mjd);
+            self.last_mjd = self.last_mjd.max(mjd);
+        }
+        self.n_detections += 1;
+        if ra.is_finite() && dec.is_finite() && (-90.0..=90.0).contains(&dec) {
+            self.first_position.get_or_insert((ra, dec));
+            let (ra, dec) = (ra.to_radians(), dec.to_radians());
+            self.sum[0] += dec.cos() * ra.cos();
+            self.sum[1] += dec.cos() * ra.sin();
+            self.sum[2] += dec.sin();
+        }
+    }
+
+    /// The summary, or `None` without detections. The mean position is the direction of the
+    /// summed unit vectors, so it is right across ra = 0/360 and near the poles; without a valid
+    /// position it is NaN.
+    fn finish(self) -> Option<SummaryValues> {
+        if self.n_detections == 0 {
+            return None;
+        }
+        let [x, y, z] = self.sum;
+        let (ra, dec) = match self.first_position {
+            None => (f64::NAN, f64::NAN),
+            Some(first) if x.hypot(y).hypot(z) < 1e-12 => first,
+            // A single position is kept exactly as measured.
+            Some(first) if self.n_detections == 1 => first,
+            Some(_) => {
+                let ra = y.atan2(x).to_degrees().rem_euclid(360.0);
+                let dec = z.atan2(x.hypot(y)).to_degrees();
+                // rem_euclid can round up to 360.0 itself.
+                (if ra >= 360.0 { 0.0 } else { ra }, dec)
+            }
+        };
+        Some(SummaryValues {
+            first_mjd: self.first_mjd,
+            last_mjd: self.last_mjd,
+            n_detections: self.n_detections,
+            ra,
+            dec,
+        })
+    }
+}
+
+/// The observing night of a time as stored (`YYYYMMDD` fits an `integer`).
+pub(crate) fn night_value(mjd: f64) -> i32 {
+    i32::try_from(Night::of_mjd(mjd).0).unwrap_or(i32::MAX)
+}
+
+/// NESTED HEALPix index at [`HEALPIX_ORDER`]; -1 for a position that is not on the sky.
+pub(crate) fn healpix_of(ra: f64, dec: f64) -> i64 {
+    if !ra.is_finite() || !dec.is_finite() || !(-90.0..=90.0).contains(&dec) {
+        return -1;
+    }
+    let layer = cdshealpix::nested::get(HEALPIX_ORDER);
+    layer
+        .hash_checked(ra.to_radians(), dec.to_radians())
+        .ok()
+        .and_then(|cell| i64::try_from(cell).ok())
+        .unwrap_or(-1)
+}
+
+/// The band as stored in key columns: its letter, `''` when unknown.
+pub(crate) fn band_key(band: Option<Band>) -> &'static str {
+    band.map_or("", Band::as_str)
+}
+
+impl RawPathCache {
+    /// The triggering detection's raw record as JSON text (ZTF `candidate`, Rubin `diaSource`),
+    /// the same value as `alert.raw.to_json()[...]` without serialising the whole alert.
+    pub(crate) fn raw_detection_json(&self, alert: &Alert) -> String {
+        let prefix = match alert.survey {
+            Survey::Ztf => "candidate.",
+            Survey::Rubin => "diaSource.",
+        };
+        let raw = &alert.raw;
+        let paths = {
+            let mut cache = self.paths.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            Arc::clone(cache.entry(raw.as_any().type_id()).or_insert_with(|| {
+                raw.field_paths()
+                    .into_iter()
+                    .filter(|field| field.starts_with(prefix))
+                    .collect()
+            }))
+        };
+        let mut record = serde_json::Map::with_capacity(paths.len());
+        for field in paths.iter() {
+            let Some(value) = raw.get(field) else { continue };
+            let json = match value {
+                FieldValue::Null => serde_json::Value::Null,
+                FieldValue::Bool(value) => serde_json::Value::Bool(value),
+                FieldValue::Int(value) => serde_json::Value::from(value),
+                FieldValue::Float(value) if value.is_nan() => serde_json::Value::from("NaN"),
+                FieldValue::Float(value) if value == f64::INFINITY => serde_json::Value::from("Infinity"),
+                FieldValue::Float(value) if value == f64::NEG_INFINITY => serde_json::Value::from("-Infinity"),
+                FieldValue::Float(value) => serde_json::Value::from(value),
+                FieldValue::Str(value) => serde_json::Value::from(value),
+                FieldValue::Bytes(bytes) => RawBytes(Arc::from(bytes)).summary_json(),
+                FieldValue::Nested => continue,
+            };
+            insert_dotted(&mut record, &field[prefix.len()..], json);
+        }
+        serde_json::Value::Object(record).to_string()
+    }
+}
+
+/// The solar-system object the survey associated with the alert: ZTF `candidate.ssnamenr`; Rubin
+/// the designation from `ssSource`, `mpc_orbits` or `MPCORB`. Empty and `"null"` mean none.
+fn solar_system_name(alert: &Alert) -> Option<String> {
+    let paths: &[&str] = match alert.survey {
+        Survey::Ztf => &["candidate.ssnamenr"],
+        Survey::Rubin => &[
+            "ssSource.designation",
+            "mpc_orbits.designation",
+            "MPCORB.mpcDesignation",
+        ],
+    };
+    paths.iter().find_map(|path| match alert.raw.get(path) {
+        Some(FieldValue::Str(name)) => {
+            let name = name.trim();
+            (!name.is_empty() && !name.eq_ignore_ascii_case("null")).then(|| name.to_string())
+        }
+        _ => None,
+    })
+}
+
+/// Inserts `value` at a dotted path (`a.b` makes `{"a": {"b": value}}`).
+fn insert_dotted(record: &mut serde_json::Map<String, serde_json::Value>, path: &str, value: serde_json::Value) {
+    match path.split_once('.') {
+        None => {
+            record.insert(path.to_string(), value);
+        }
+        Some((head, rest)) => {
+            let entry = record
+                .entry(head.to_string())
+                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+            if !entry.is_object() {
+                *entry = serde_json::Value::Object(serde_json::Map::new());
+            }
+            if let serde_json::Value::Object(nested) = entry {
+                insert_dotted(nested, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_position_wraps_around_ra_zero() {
+        let mut summary = SummaryAccumulator::default();
+        summary.add(1.0, 359.9, 10.0);
+        summary.add(2.0, 0.1, 10.0);
+        let values = summary
+            .finish()
+            .unwrap_or_else(|| panic!("a summary of two detections"));
+        assert_eq!((values.first_mjd, values.last_mjd, values.n_detections), (1.0, 2.0, 2));
+        assert!(!(1e-9..=360.0 - 1e-9).contains(&values.ra), "ra {}", values.ra);
+        assert!((values.dec - 10.0).abs() < 1e-3, "dec {}", values.dec);
+    }
+
+    #[test]
+    fn invalid_positions_have_no_healpix_cell() {
+        assert_eq!(healpix_of(f64::NAN, 0.0), -1);
+        assert_eq!(healpix_of(10.0, 91.0), -1);
+        assert!(healpix_of(360.0, 90.0) >= 0);
+        assert!(healpix_of(-10.0, -90.0) >= 0);
+    }
+}
