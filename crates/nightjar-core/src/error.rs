@@ -24,7 +24,7 @@ pub enum DecodeErrorKind {
     #[error("unknown schema id {id} (bundled Rubin schemas: {known}); configure a schema registry to fetch it")]
     UnknownSchemaId { id: u32, known: String },
     #[error(
-        "not a known survey: the record has none of the fields `candidate` (ZTF) or `diaSource` (Rubin); its top-level fields are {0}"
+        "not a known survey: expected a ZTF alert (`candidate` with candid, jd, fid, ra, dec, magpsf) or a Rubin alert (`diaSource` with diaSourceId, midpointMjdTai, ra, dec); the record's top-level fields are {0}"
     )]
     UnknownSurvey(String),
     #[error("wrong survey: expected {expected}, found {found}")]

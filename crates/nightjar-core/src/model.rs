@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::photometry;
 use crate::raw::RawAlert;
 
 /// The survey that produced an alert.
@@ -266,12 +265,5 @@ impl Alert {
             })).collect::<Vec<_>>(),
             "raw": self.raw.to_json(),
         })
-    }
-
-    /// Flux and magnitude of the triggering detection are consistent with each other.
-    pub fn magnitude(&self) -> Option<f64> {
-        self.detection
-            .magnitude
-            .or_else(|| self.detection.flux.and_then(photometry::flux_to_mag))
     }
 }
