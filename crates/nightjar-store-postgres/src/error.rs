@@ -16,9 +16,9 @@ pub(crate) struct Failed {
 impl Failed {
     /// True for a failure that a new attempt of the whole transaction can cure.
     pub(crate) fn is_retryable(&self) -> bool {
-        self.error
-            .code()
-            .is_some_and(|code| *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE)
+        self.error.code().is_some_and(|code| {
+            *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE
+        })
     }
 
     /// The [`StoreError`] for the store at `url` (already without its password).
@@ -72,14 +72,6 @@ fn describe(error: &tokio_postgres::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// Any other failure while doing `context`.
-pub(crate) fn backend(context: &str, error: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend {
-        context: context.to_string(),
-        reason: error.to_string(),
-    }
 }
 
 /// The store's address for messages: `postgres://user@host:port/db`, never the password.

@@ -7,8 +7,9 @@
 //! how to keep it consistent.
 //!
 //! The logical schema is the SQLite store's (same tables, keys and conventions), in PostgreSQL
-//! types: `double precision` for times, positions and fluxes, `boolean` flags, `bytea` for bytes. Text keys use the `"C"` collation, so rows sort by bytes
-//! whatever the database's locale (as in Rust and SQLite).
+//! types: `double precision` for times, positions and fluxes, `boolean` flags, `bytea` for
+//! bytes. Text keys use the `"C"` collation, so rows sort by bytes whatever the database's
+//! locale (as in Rust and SQLite).
 
 use tokio_postgres::Client;
 

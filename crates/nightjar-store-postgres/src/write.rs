@@ -313,8 +313,13 @@ async fn mark_alerts(
 }
 
 /// A key of measurements: (survey, object, mjd bits, band).
-fn measurement_key<'a>(alert: &'a Alert, mjd: f64, band: Option<Band>) -> (&'static str, &'a str, u64, &'static str) {
-    (alert.survey.as_str(), alert.object_id.as_str(), mjd.to_bits(), band_key(band))
+fn measurement_key(alert: &Alert, mjd: f64, band: Option<Band>) -> (&'static str, &str, u64, &'static str) {
+    (
+        alert.survey.as_str(),
+        alert.object_id.as_str(),
+        mjd.to_bits(),
+        band_key(band),
+    )
 }
 
 /// Upper limits, keyed by (object, time, band); returns how many were added.
@@ -339,12 +344,24 @@ async fn insert_upper_limits(transaction: &Transaction<'_>, alerts: &[Alert]) ->
                  $7::float8[])
              ON CONFLICT DO NOTHING",
             &[
-                &limits.iter().map(|(alert, _)| alert.survey.as_str()).collect::<Vec<_>>(),
-                &limits.iter().map(|(alert, _)| alert.object_id.as_str()).collect::<Vec<_>>(),
+                &limits
+                    .iter()
+                    .map(|(alert, _)| alert.survey.as_str())
+                    .collect::<Vec<_>>(),
+                &limits
+                    .iter()
+                    .map(|(alert, _)| alert.object_id.as_str())
+                    .collect::<Vec<_>>(),
                 &limits.iter().map(|(_, limit)| limit.mjd).collect::<Vec<_>>(),
                 &limits.iter().map(|(_, limit)| band_key(limit.band)).collect::<Vec<_>>(),
-                &limits.iter().map(|(_, limit)| night_value(limit.mjd)).collect::<Vec<_>>(),
-                &limits.iter().map(|(_, limit)| limit.limiting_magnitude).collect::<Vec<_>>(),
+                &limits
+                    .iter()
+                    .map(|(_, limit)| night_value(limit.mjd))
+                    .collect::<Vec<_>>(),
+                &limits
+                    .iter()
+                    .map(|(_, limit)| limit.limiting_magnitude)
+                    .collect::<Vec<_>>(),
                 &limits.iter().map(|(_, limit)| limit.noise_flux).collect::<Vec<_>>(),
             ],
         )
@@ -374,12 +391,24 @@ async fn insert_forced_photometry(transaction: &Transaction<'_>, alerts: &[Alert
                  $7::float8[], $8::float8[])
              ON CONFLICT DO NOTHING",
             &[
-                &forced.iter().map(|(alert, _)| alert.survey.as_str()).collect::<Vec<_>>(),
-                &forced.iter().map(|(alert, _)| alert.object_id.as_str()).collect::<Vec<_>>(),
+                &forced
+                    .iter()
+                    .map(|(alert, _)| alert.survey.as_str())
+                    .collect::<Vec<_>>(),
+                &forced
+                    .iter()
+                    .map(|(alert, _)| alert.object_id.as_str())
+                    .collect::<Vec<_>>(),
                 &forced.iter().map(|(_, point)| point.mjd).collect::<Vec<_>>(),
                 &forced.iter().map(|(_, point)| band_key(point.band)).collect::<Vec<_>>(),
-                &forced.iter().map(|(_, point)| night_value(point.mjd)).collect::<Vec<_>>(),
-                &forced.iter().map(|(_, point)| point.forced_source_id).collect::<Vec<_>>(),
+                &forced
+                    .iter()
+                    .map(|(_, point)| night_value(point.mjd))
+                    .collect::<Vec<_>>(),
+                &forced
+                    .iter()
+                    .map(|(_, point)| point.forced_source_id)
+                    .collect::<Vec<_>>(),
                 &forced.iter().map(|(_, point)| point.flux).collect::<Vec<_>>(),
                 &forced.iter().map(|(_, point)| point.flux_err).collect::<Vec<_>>(),
             ],
@@ -389,7 +418,11 @@ async fn insert_forced_photometry(transaction: &Transaction<'_>, alerts: &[Alert
 }
 
 /// Alerts, keyed by their triggering detection; returns how many were added.
-async fn insert_alerts(transaction: &Transaction<'_>, alerts: &[Alert], raw_detections: &[String]) -> Result<u64, Failed> {
+async fn insert_alerts(
+    transaction: &Transaction<'_>,
+    alerts: &[Alert],
+    raw_detections: &[String],
+) -> Result<u64, Failed> {
     let mut order: Vec<usize> = (0..alerts.len()).collect();
     order.sort_by_key(|&index| (alerts[index].survey.as_str(), alerts[index].detection.source_id, index));
     order.dedup_by_key(|index| (alerts[*index].survey, alerts[*index].detection.source_id));
@@ -406,8 +439,14 @@ async fn insert_alerts(transaction: &Transaction<'_>, alerts: &[Alert], raw_dete
                 &order.iter().map(|i| alert(i).detection.source_id).collect::<Vec<_>>(),
                 &order.iter().map(|i| alert(i).object_id.as_str()).collect::<Vec<_>>(),
                 &order.iter().map(|i| alert(i).detection.mjd).collect::<Vec<_>>(),
-                &order.iter().map(|i| night_value(alert(i).detection.mjd)).collect::<Vec<_>>(),
-                &order.iter().map(|i| alert(i).schema_version.as_str()).collect::<Vec<_>>(),
+                &order
+                    .iter()
+                    .map(|i| night_value(alert(i).detection.mjd))
+                    .collect::<Vec<_>>(),
+                &order
+                    .iter()
+                    .map(|i| alert(i).schema_version.as_str())
+                    .collect::<Vec<_>>(),
                 &order.iter().map(|i| solar_system_name(alert(i))).collect::<Vec<_>>(),
                 &order.iter().map(|i| raw_detections[*i].as_str()).collect::<Vec<_>>(),
             ],
@@ -436,14 +475,26 @@ async fn insert_cutouts(transaction: &Transaction<'_>, alerts: &[Alert]) -> Resu
              SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::int4[], $5::text[], $6::bytea[])
              ON CONFLICT DO NOTHING",
             &[
-                &cutouts.iter().map(|(alert, _)| alert.survey.as_str()).collect::<Vec<_>>(),
-                &cutouts.iter().map(|(alert, _)| alert.detection.source_id).collect::<Vec<_>>(),
-                &cutouts.iter().map(|(_, cutout)| cutout.kind.as_str()).collect::<Vec<_>>(),
+                &cutouts
+                    .iter()
+                    .map(|(alert, _)| alert.survey.as_str())
+                    .collect::<Vec<_>>(),
+                &cutouts
+                    .iter()
+                    .map(|(alert, _)| alert.detection.source_id)
+                    .collect::<Vec<_>>(),
+                &cutouts
+                    .iter()
+                    .map(|(_, cutout)| cutout.kind.as_str())
+                    .collect::<Vec<_>>(),
                 &cutouts
                     .iter()
                     .map(|(alert, _)| night_value(alert.detection.mjd))
                     .collect::<Vec<_>>(),
-                &cutouts.iter().map(|(_, cutout)| cutout.file_name.as_deref()).collect::<Vec<_>>(),
+                &cutouts
+                    .iter()
+                    .map(|(_, cutout)| cutout.file_name.as_deref())
+                    .collect::<Vec<_>>(),
                 &cutouts.iter().map(|(_, cutout)| &cutout.data[..]).collect::<Vec<_>>(),
             ],
         )
@@ -464,6 +515,11 @@ fn survey_name(name: &str) -> &'static str {
         "rubin" => Survey::Rubin.as_str(),
         _ => "unknown",
     }
+}
+
+/// Reads (mjd, ra, dec) from columns 3 to 5 of a row.
+fn time_and_position(row: &tokio_postgres::Row) -> Result<(f64, f64, f64), tokio_postgres::Error> {
+    Ok((row.try_get(3)?, row.try_get(4)?, row.try_get(5)?))
 }
 
 /// Recomputes the summaries of `objects` from their stored detections, after locking their rows
@@ -503,8 +559,7 @@ async fn recompute_summaries(transaction: &Transaction<'_>, objects: &BTreeSet<O
     let mut current: Option<(ObjectKey, SummaryAccumulator)> = None;
     for row in &rows {
         let key = object_key(row).map_err(failed(context))?;
-        let (mjd, ra, dec): (f64, f64, f64) = (|| Ok((row.try_get(3)?, row.try_get(4)?, row.try_get(5)?)))()
-            .map_err(failed(context))?;
+        let (mjd, ra, dec) = time_and_position(row).map_err(failed(context))?;
         match &mut current {
             Some((current_key, accumulator)) if *current_key == key => accumulator.add(mjd, ra, dec),
             _ => {
@@ -537,10 +592,16 @@ async fn recompute_summaries(transaction: &Transaction<'_>, objects: &BTreeSet<O
              WHERE o.survey = u.survey AND o.object_id = u.object_id",
             &[
                 &updates.iter().map(|((survey, _), _)| *survey).collect::<Vec<_>>(),
-                &updates.iter().map(|((_, object_id), _)| object_id.as_str()).collect::<Vec<_>>(),
+                &updates
+                    .iter()
+                    .map(|((_, object_id), _)| object_id.as_str())
+                    .collect::<Vec<_>>(),
                 &updates.iter().map(|(_, values)| values.first_mjd).collect::<Vec<_>>(),
                 &updates.iter().map(|(_, values)| values.last_mjd).collect::<Vec<_>>(),
-                &updates.iter().map(|(_, values)| values.n_detections).collect::<Vec<_>>(),
+                &updates
+                    .iter()
+                    .map(|(_, values)| values.n_detections)
+                    .collect::<Vec<_>>(),
                 &updates.iter().map(|(_, values)| values.ra).collect::<Vec<_>>(),
                 &updates.iter().map(|(_, values)| values.dec).collect::<Vec<_>>(),
                 &updates
@@ -591,7 +652,7 @@ pub(crate) async fn write_dead_letters(client: &mut Client, letters: &[DeadLette
 }
 
 /// Removes dead letters by id; returns how many existed.
-pub(crate) async fn delete_dead_letters(client: &Client, ids: &[i64]) -> Result<u64, Failed> {
+pub(crate) async fn delete_dead_letters(client: &mut Client, ids: &[i64]) -> Result<u64, Failed> {
     client
         .execute("DELETE FROM dead_letters WHERE id = ANY($1::bigint[])", &[&ids])
         .await
@@ -616,7 +677,8 @@ pub(crate) async fn prune(client: &mut Client, before: Night) -> Result<PruneSum
         .map(object_key)
         .collect::<Result<_, _>>()
         .map_err(failed("finding the objects to prune"))?;
-    let delete = async |sql: &str| -> Result<u64, Failed> { transaction.execute(sql, &[&night]).await.map_err(failed(context)) };
+    let delete =
+        async |sql: &str| -> Result<u64, Failed> { transaction.execute(sql, &[&night]).await.map_err(failed(context)) };
     let mut summary = PruneSummary {
         cutouts: delete("DELETE FROM cutouts WHERE night < $1").await?,
         alerts: delete("DELETE FROM alerts WHERE night < $1").await?,
