@@ -59,7 +59,7 @@ struct Inner {
     url: String,
     config: Config,
     idle: Mutex<Vec<Client>>,
-    raw_paths: write::RawPathCache,
+    raw_paths: nightjar_store::rows::RawPathCache,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -83,7 +83,7 @@ impl PostgresStore {
             url: display_url(&config),
             config,
             idle: Mutex::new(Vec::new()),
-            raw_paths: write::RawPathCache::default(),
+            raw_paths: nightjar_store::rows::RawPathCache::default(),
         };
         // Migrations on a connection of their own: closing it releases the advisory lock even if
         // migrating fails half-way.
@@ -264,7 +264,7 @@ impl Store for PostgresStore {
         radius_deg: f64,
         window: TimeWindow,
     ) -> Result<Vec<(ObjectSummary, f64)>, StoreError> {
-        read::validate_cone(ra, dec, radius_deg)?;
+        nightjar_store::sky::validate_cone(ra, dec, radius_deg)?;
         let client = self.inner.client().await?;
         read::cone_search(&client, ra, dec, radius_deg, window)
             .await

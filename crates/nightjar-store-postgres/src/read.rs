@@ -6,9 +6,11 @@
 use tokio_postgres::{Client, IsolationLevel, Row};
 
 use nightjar_core::{Band, CutoutKind, Survey};
+use nightjar_store::rows::survey_from_name;
+use nightjar_store::sky::{angular_distance_deg, cone_ranges, sort_nearest_first};
 use nightjar_store::{
-    AlertRow, CutoutRow, DeadLetter, DetectionRow, ForcedPhotometryRow, HEALPIX_ORDER, LightCurve, Night, NightCount,
-    ObjectSummary, StoreCounts, StoreError, TimeWindow, UpperLimitRow,
+    AlertRow, CutoutRow, DeadLetter, DetectionRow, ForcedPhotometryRow, LightCurve, Night, NightCount, ObjectSummary,
+    StoreCounts, StoreError, TimeWindow, UpperLimitRow,
 };
 
 use crate::error::{Failed, failed};
@@ -76,11 +78,7 @@ fn pg_failed(context: &str) -> impl Fn(tokio_postgres::Error) -> ReadFailure + '
 
 fn survey_at(row: &Row, column: usize) -> Result<Survey, ReadError> {
     let name: &str = row.try_get(column)?;
-    match name {
-        "ztf" => Ok(Survey::Ztf),
-        "rubin" => Ok(Survey::Rubin),
-        other => Err(ReadError::value(column, format!("unknown survey {other:?}"))),
-    }
+    survey_from_name(name).ok_or_else(|| ReadError::value(column, format!("unknown survey {name:?}")))
 }
 
 /// A band column: NULL or `''` is unknown.
@@ -262,58 +260,6 @@ pub(crate) async fn light_curve(
     }))
 }
 
-/// Checks cone-search arguments before any work.
-pub(crate) fn validate_cone(ra: f64, dec: f64, radius_deg: f64) -> Result<(), StoreError> {
-    if !ra.is_finite() {
-        return Err(StoreError::InvalidArgument(format!(
-            "invalid ra {ra}: give a right ascension in degrees"
-        )));
-    }
-    if !(-90.0..=90.0).contains(&dec) {
-        return Err(StoreError::InvalidArgument(format!(
-            "invalid dec {dec}: give a declination in degrees, from -90 to 90"
-        )));
-    }
-    if !(radius_deg > 0.0 && radius_deg <= 180.0) {
-        return Err(StoreError::InvalidArgument(format!(
-            "invalid radius {radius_deg}: give a radius in degrees, more than 0 and at most 180"
-        )));
-    }
-    Ok(())
-}
-
-/// Ranges of NESTED cells at [`HEALPIX_ORDER`] that together cover the cone, from a coverage
-/// computed at a coarser order (a few cells around the cone), so the query stays a handful of
-/// index range scans whatever the radius.
-pub(crate) fn cone_ranges(ra: f64, dec: f64, radius_deg: f64) -> Vec<(i64, i64)> {
-    let radius = radius_deg.to_radians();
-    let depth = if cdshealpix::has_best_starting_depth(radius) {
-        (cdshealpix::best_starting_depth(radius) + 2).min(HEALPIX_ORDER)
-    } else {
-        2
-    };
-    let coverage = cdshealpix::nested::cone_coverage_approx(depth, ra.to_radians(), dec.to_radians(), radius);
-    let shift = 2 * u32::from(HEALPIX_ORDER - depth);
-    coverage
-        .to_ranges()
-        .iter()
-        .filter_map(|range| {
-            let start = i64::try_from(range.start << shift).ok()?;
-            let end = i64::try_from(range.end << shift).ok()?;
-            Some((start, end))
-        })
-        .collect()
-}
-
-/// Angular distance between two positions, degrees (haversine: accurate at small separations).
-pub(crate) fn angular_distance_deg(ra1: f64, dec1: f64, ra2: f64, dec2: f64) -> f64 {
-    let (ra1, dec1, ra2, dec2) = (ra1.to_radians(), dec1.to_radians(), ra2.to_radians(), dec2.to_radians());
-    let half_dec = ((dec2 - dec1) / 2.0).sin();
-    let half_ra = ((ra2 - ra1) / 2.0).sin();
-    let h = half_dec * half_dec + dec1.cos() * dec2.cos() * half_ra * half_ra;
-    (2.0 * h.sqrt().min(1.0).asin()).to_degrees()
-}
-
 /// Objects in the HEALPix ranges covering the cone (one query, the ranges as arrays), then the
 /// exact distance.
 pub(crate) async fn cone_search(
@@ -347,11 +293,7 @@ pub(crate) async fn cone_search(
             (distance <= radius_deg).then_some((object, distance))
         })
         .collect();
-    found.sort_by(|(a, a_distance), (b, b_distance)| {
-        a_distance
-            .total_cmp(b_distance)
-            .then_with(|| (a.survey, &a.object_id).cmp(&(b.survey, &b.object_id)))
-    });
+    sort_nearest_first(&mut found);
     Ok(found)
 }
 
@@ -513,34 +455,4 @@ pub(crate) async fn counts(client: &Client) -> Result<StoreCounts, ReadFailure> 
     )
     .await?;
     Ok(rows.pop().unwrap_or_default())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn distances_are_right_across_ra_zero_and_at_the_pole() {
-        assert!((angular_distance_deg(359.5, 0.0, 0.5, 0.0) - 1.0).abs() < 1e-9);
-        assert!((angular_distance_deg(0.0, 89.5, 180.0, 89.5) - 1.0).abs() < 1e-9);
-        assert!(angular_distance_deg(10.0, 20.0, 10.0, 20.0).abs() < 1e-12);
-    }
-
-    #[test]
-    fn cone_ranges_contain_the_centre_cell() {
-        for (ra, dec, radius) in [
-            (0.0, 0.0, 1.0 / 3600.0),
-            (359.9999, -30.0, 0.5),
-            (12.0, 89.999, 2.0),
-            (200.0, -90.0, 60.0),
-        ] {
-            let cell = crate::write::healpix_of(ra, dec);
-            let ranges = cone_ranges(ra, dec, radius);
-            assert!(
-                ranges.iter().any(|(start, end)| (*start..*end).contains(&cell)),
-                "cell {cell} of ({ra}, {dec}) not in {ranges:?}"
-            );
-            assert!(ranges.len() < 200, "{} ranges for radius {radius}", ranges.len());
-        }
-    }
 }

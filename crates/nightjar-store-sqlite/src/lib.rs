@@ -342,7 +342,7 @@ impl Store for SqliteStore {
         radius_deg: f64,
         window: TimeWindow,
     ) -> Result<Vec<(ObjectSummary, f64)>, StoreError> {
-        read::validate_cone(ra, dec, radius_deg)?;
+        nightjar_store::sky::validate_cone(ra, dec, radius_deg)?;
         self.run(move |inner| {
             inner.with_reader(|connection| read::cone_search(connection, &inner.path, ra, dec, radius_deg, window))
         })

@@ -5,15 +5,16 @@
 //! new. Object summaries are then recomputed from the stored detections, never incremented, so a
 //! replayed batch, or the same alerts in another order or batching, leaves the same store.
 
-use std::any::TypeId;
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::BTreeSet;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
-use nightjar_core::raw::{FieldValue, RawBytes};
-use nightjar_core::{Alert, Band, Detection, Survey};
-use nightjar_store::{DeadLetter, HEALPIX_ORDER, Night, PruneSummary, StoreError, WriteSummary};
+use nightjar_core::{Alert, Band, Survey};
+use nightjar_store::rows::{
+    RawPathCache, SummaryAccumulator, SummaryValues, band_key, batch_detections, solar_system_name,
+};
+use nightjar_store::sky::healpix_of;
+use nightjar_store::{DeadLetter, Night, PruneSummary, StoreError, WriteSummary};
 
 use crate::error::map_sqlite;
 
@@ -21,15 +22,7 @@ use crate::error::map_sqlite;
 pub(crate) struct Writer {
     pub(crate) connection: Connection,
     /// Per raw record type: the field paths of the triggering detection's record.
-    raw_detection_paths: HashMap<TypeId, Arc<[String]>>,
-}
-
-/// A detection to insert, borrowed from the batch.
-struct DetectionInsert<'a> {
-    survey: Survey,
-    object_id: &'a str,
-    detection: &'a Detection,
-    is_alert: bool,
+    raw_paths: RawPathCache,
 }
 
 /// Converts a SQLite error of the write path.
@@ -41,7 +34,7 @@ impl Writer {
     pub(crate) fn new(connection: Connection) -> Writer {
         Writer {
             connection,
-            raw_detection_paths: HashMap::new(),
+            raw_paths: RawPathCache::default(),
         }
     }
 
@@ -51,7 +44,10 @@ impl Writer {
             n_alerts: alerts.len() as u64,
             ..WriteSummary::default()
         };
-        let raw_detections: Vec<String> = alerts.iter().map(|alert| self.raw_detection_json(alert)).collect();
+        let raw_detections: Vec<String> = alerts
+            .iter()
+            .map(|alert| self.raw_paths.raw_detection_json(alert))
+            .collect();
 
         // IMMEDIATE: take the write lock now, not at the first write (no upgrade deadlocks).
         let transaction = self
@@ -94,17 +90,7 @@ impl Writer {
         summary.new_objects = new_objects.len() as u64;
 
         // Detections: the alerts' own and their history, one row per source id.
-        let mut detections: Vec<DetectionInsert<'_>> = Vec::new();
-        for alert in alerts {
-            let of = |detection, is_alert| DetectionInsert {
-                survey: alert.survey,
-                object_id: &alert.object_id,
-                detection,
-                is_alert,
-            };
-            detections.push(of(&alert.detection, true));
-            detections.extend(alert.history.iter().map(|detection| of(detection, false)));
-        }
+        let mut detections = batch_detections(alerts);
         // Alert detections sort first among equal keys, so dedup keeps them.
         detections.sort_by(|a, b| {
             (a.survey, a.detection.source_id, !a.is_alert).cmp(&(b.survey, b.detection.source_id, !b.is_alert))
@@ -331,43 +317,6 @@ impl Writer {
         Ok(summary)
     }
 
-    /// The triggering detection's raw record as JSON text (ZTF `candidate`, Rubin `diaSource`),
-    /// the same value as `alert.raw.to_json()[...]` without serialising the whole alert.
-    fn raw_detection_json(&mut self, alert: &Alert) -> String {
-        let prefix = match alert.survey {
-            Survey::Ztf => "candidate.",
-            Survey::Rubin => "diaSource.",
-        };
-        let raw = &alert.raw;
-        let paths = self
-            .raw_detection_paths
-            .entry(raw.as_any().type_id())
-            .or_insert_with(|| {
-                raw.field_paths()
-                    .into_iter()
-                    .filter(|field| field.starts_with(prefix))
-                    .collect()
-            });
-        let mut record = serde_json::Map::with_capacity(paths.len());
-        for field in paths.iter() {
-            let Some(value) = raw.get(field) else { continue };
-            let json = match value {
-                FieldValue::Null => serde_json::Value::Null,
-                FieldValue::Bool(value) => serde_json::Value::Bool(value),
-                FieldValue::Int(value) => serde_json::Value::from(value),
-                FieldValue::Float(value) if value.is_nan() => serde_json::Value::from("NaN"),
-                FieldValue::Float(value) if value == f64::INFINITY => serde_json::Value::from("Infinity"),
-                FieldValue::Float(value) if value == f64::NEG_INFINITY => serde_json::Value::from("-Infinity"),
-                FieldValue::Float(value) => serde_json::Value::from(value),
-                FieldValue::Str(value) => serde_json::Value::from(value),
-                FieldValue::Bytes(bytes) => RawBytes(Arc::from(bytes)).summary_json(),
-                FieldValue::Nested => continue,
-            };
-            insert_dotted(&mut record, &field[prefix.len()..], json);
-        }
-        serde_json::Value::Object(record).to_string()
-    }
-
     /// Stores dead letters in one transaction; returns their ids.
     pub(crate) fn write_dead_letters(&mut self, path: &str, letters: &[DeadLetter]) -> Result<Vec<i64>, StoreError> {
         let transaction = self
@@ -524,7 +473,14 @@ fn recompute_summary(
     for (_, mjd, ra, dec) in detections {
         summary.add(mjd, ra, dec);
     }
-    let Some((first_mjd, last_mjd, n_detections, ra, dec)) = summary.finish() else {
+    let Some(SummaryValues {
+        first_mjd,
+        last_mjd,
+        n_detections,
+        ra,
+        dec,
+    }) = summary.finish()
+    else {
         return Ok(());
     };
     let mut update = transaction
@@ -546,152 +502,4 @@ fn recompute_summary(
         ])
         .map_err(failed(path, "updating object summaries"))?;
     Ok(())
-}
-
-/// Time range, count and mean position of an object's detections.
-#[derive(Default)]
-struct SummaryAccumulator {
-    first_mjd: f64,
-    last_mjd: f64,
-    n_detections: i64,
-    /// Sum of the unit vectors of the valid positions.
-    sum: [f64; 3],
-    /// The first valid position, for a degenerate mean.
-    first_position: Option<(f64, f64)>,
-}
-
-impl SummaryAccumulator {
-    fn add(&mut self, mjd: f64, ra: f64, dec: f64) {
-        if self.n_detections == 0 {
-            self.first_mjd = mjd;
-            self.last_mjd = mjd;
-        } else {
-            self.first_mjd = self.first_mjd.min(mjd);
-            self.last_mjd = self.last_mjd.max(mjd);
-        }
-        self.n_detections += 1;
-        if ra.is_finite() && dec.is_finite() && (-90.0..=90.0).contains(&dec) {
-            self.first_position.get_or_insert((ra, dec));
-            let (ra, dec) = (ra.to_radians(), dec.to_radians());
-            self.sum[0] += dec.cos() * ra.cos();
-            self.sum[1] += dec.cos() * ra.sin();
-            self.sum[2] += dec.sin();
-        }
-    }
-
-    /// (first_mjd, last_mjd, n_detections, ra, dec), or `None` without detections. The mean
-    /// position is the direction of the summed unit vectors, so it is right across ra = 0/360
-    /// and near the poles; without a valid position it is NaN.
-    fn finish(self) -> Option<(f64, f64, i64, f64, f64)> {
-        if self.n_detections == 0 {
-            return None;
-        }
-        let [x, y, z] = self.sum;
-        let (ra, dec) = match self.first_position {
-            None => (f64::NAN, f64::NAN),
-            Some(first) if x.hypot(y).hypot(z) < 1e-12 => first,
-            // A single position is kept exactly as measured.
-            Some(first) if self.n_detections == 1 => first,
-            Some(_) => {
-                let ra = y.atan2(x).to_degrees().rem_euclid(360.0);
-                let dec = z.atan2(x.hypot(y)).to_degrees();
-                // rem_euclid can round up to 360.0 itself.
-                (if ra >= 360.0 { 0.0 } else { ra }, dec)
-            }
-        };
-        Some((self.first_mjd, self.last_mjd, self.n_detections, ra, dec))
-    }
-}
-
-/// NESTED HEALPix index at [`HEALPIX_ORDER`]; -1 for a position that is not on the sky.
-pub(crate) fn healpix_of(ra: f64, dec: f64) -> i64 {
-    if !ra.is_finite() || !dec.is_finite() || !(-90.0..=90.0).contains(&dec) {
-        return -1;
-    }
-    let layer = cdshealpix::nested::get(HEALPIX_ORDER);
-    layer
-        .hash_checked(ra.to_radians(), dec.to_radians())
-        .ok()
-        .and_then(|cell| i64::try_from(cell).ok())
-        .unwrap_or(-1)
-}
-
-/// The band as stored in key columns: its letter, `''` when unknown.
-pub(crate) fn band_key(band: Option<Band>) -> &'static str {
-    band.map_or("", Band::as_str)
-}
-
-/// The solar-system object the survey associated with the alert: ZTF `candidate.ssnamenr`; Rubin
-/// the designation from `ssSource`, `mpc_orbits` or `MPCORB`. Empty and `"null"` mean none.
-fn solar_system_name(alert: &Alert) -> Option<String> {
-    let paths: &[&str] = match alert.survey {
-        Survey::Ztf => &["candidate.ssnamenr"],
-        Survey::Rubin => &[
-            "ssSource.designation",
-            "mpc_orbits.designation",
-            "MPCORB.mpcDesignation",
-        ],
-    };
-    paths.iter().find_map(|path| match alert.raw.get(path) {
-        Some(FieldValue::Str(name)) => {
-            let name = name.trim();
-            (!name.is_empty() && !name.eq_ignore_ascii_case("null")).then(|| name.to_string())
-        }
-        _ => None,
-    })
-}
-
-/// Inserts `value` at a dotted path (`a.b` makes `{"a": {"b": value}}`).
-fn insert_dotted(record: &mut serde_json::Map<String, serde_json::Value>, path: &str, value: serde_json::Value) {
-    match path.split_once('.') {
-        None => {
-            record.insert(path.to_string(), value);
-        }
-        Some((head, rest)) => {
-            let entry = record
-                .entry(head.to_string())
-                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
-            if !entry.is_object() {
-                *entry = serde_json::Value::Object(serde_json::Map::new());
-            }
-            if let serde_json::Value::Object(nested) = entry {
-                insert_dotted(nested, rest, value);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mean_position_wraps_around_ra_zero() {
-        let mut summary = SummaryAccumulator::default();
-        summary.add(1.0, 359.9, 10.0);
-        summary.add(2.0, 0.1, 10.0);
-        let (first, last, n, ra, dec) = summary.finish().unwrap_or_default();
-        assert_eq!((first, last, n), (1.0, 2.0, 2));
-        assert!(!(1e-9..=360.0 - 1e-9).contains(&ra), "ra {ra}");
-        assert!((dec - 10.0).abs() < 1e-3, "dec {dec}");
-    }
-
-    #[test]
-    fn invalid_positions_have_no_healpix_cell() {
-        assert_eq!(healpix_of(f64::NAN, 0.0), -1);
-        assert_eq!(healpix_of(10.0, 91.0), -1);
-        assert!(healpix_of(360.0, 90.0) >= 0);
-        assert!(healpix_of(-10.0, -90.0) >= 0);
-    }
-
-    #[test]
-    fn dotted_paths_nest() {
-        let mut record = serde_json::Map::new();
-        insert_dotted(&mut record, "a", serde_json::json!(1));
-        insert_dotted(&mut record, "b.c", serde_json::json!(2));
-        assert_eq!(
-            serde_json::Value::Object(record),
-            serde_json::json!({"a": 1, "b": {"c": 2}})
-        );
-    }
 }

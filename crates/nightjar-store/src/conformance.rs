@@ -9,13 +9,11 @@
 //! history and forced photometry, two solar-system sources), decoded with `nightjar-decode`.
 //! Hand-moved copies test the cone search across ra = 0/360 and at the poles.
 //!
-//! A backend's test file runs each check as its own test, so a failure names the check:
+//! A backend's test file runs each check as its own test, so a failure names the check; the
+//! [`conformance_tests!`](crate::conformance_tests) macro writes those tests:
 //!
 //! ```text
-//! #[tokio::test]
-//! async fn replay_adds_nothing() {
-//!     conformance::replay_adds_nothing(&my_factory()).await.expect("store error");
-//! }
+//! nightjar_store::conformance_tests!(my_factory());
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -72,6 +70,59 @@ pub const CHECK_NAMES: &[&str] = &[
     "dead_letters_roundtrip",
     "prune_removes_older_nights",
 ];
+
+/// Defines a backend's conformance tests: one `#[tokio::test]` per check, named for it (so a
+/// failure names the check), `every_check_has_a_test`, and `run_all_passes`. `$factory` is an
+/// expression making a [`StoreFactory`], evaluated afresh in each test. The caller's crate needs
+/// `tokio` with the `macros` and `rt` features.
+///
+/// ```text
+/// nightjar_store::conformance_tests!(my_factory());
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr) => {
+        $crate::conformance_tests!(@checks $factory;
+            empty_store_reads_nothing,
+            counts_after_one_write,
+            replay_adds_nothing,
+            order_and_batching_do_not_matter,
+            light_curve_is_sorted_and_complete,
+            upper_limits_are_deduplicated,
+            history_detection_becomes_alert,
+            cone_search_finds_objects,
+            cone_search_respects_time_window,
+            cone_search_across_ra_zero,
+            cone_search_at_the_poles,
+            latest_alerts_order_and_limit,
+            alert_lookup_by_source_id,
+            solar_system_alerts_by_name,
+            cutouts_roundtrip,
+            counts_per_night_uses_observing_nights,
+            dead_letters_roundtrip,
+            prune_removes_older_nights,
+        );
+    };
+    (@checks $factory:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() -> Result<(), $crate::StoreError> {
+                $crate::conformance::$check(&$factory).await
+            }
+        )*
+
+        #[test]
+        fn every_check_has_a_test() {
+            assert_eq!(&[$(stringify!($check)),*], $crate::conformance::CHECK_NAMES);
+        }
+
+        /// `run_all` runs the same checks against one factory.
+        #[tokio::test]
+        async fn run_all_passes() -> Result<(), $crate::StoreError> {
+            $crate::conformance::run_all($factory).await
+        }
+    };
+}
 
 /// Runs every check against stores made by `make_store`.
 pub async fn run_all(make_store: impl StoreFactory) -> Result<(), StoreError> {

@@ -7,6 +7,9 @@
 //! (source id, kind). Object summaries are recomputed from the stored rows, never incremented,
 //! so replaying a batch changes nothing.
 //!
+//! Modules `sky` (HEALPix index, cone coverage, distances, cone-argument checks) and `rows`
+//! (object summaries, band keys, raw detection JSON) hold what every backend computes alike.
+//!
 //! Invariant: no database driver here; each backend lives in its own crate.
 
 use async_trait::async_trait;
@@ -17,6 +20,8 @@ use thiserror::Error;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod night;
+pub mod rows;
+pub mod sky;
 
 pub use night::Night;
 

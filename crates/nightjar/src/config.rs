@@ -23,6 +23,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Micro-batching.
     pub pipeline: PipelineConfig,
+    /// The API server.
+    pub serve: ServeConfig,
 }
 
 /// Micro-batching of the ingestion pipeline.
@@ -104,8 +106,11 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// Largest size of each of the store's two files (tables, cutouts), bytes. A batch that
     /// would pass it stops the run as a full disk would, storing nothing of that batch.
-    /// Unset: no limit but the disk's.
+    /// Unset: no limit but the disk's. Embedded store only.
     pub max_bytes: Option<u64>,
+    /// A PostgreSQL store shared by many workers, `postgres://user:password@host:port/database`;
+    /// when set it replaces the embedded store. Unset: the embedded store at `path`.
+    pub url: Option<String>,
 }
 
 impl Default for StoreConfig {
@@ -113,6 +118,41 @@ impl Default for StoreConfig {
         StoreConfig {
             path: PathBuf::from("nightjar-data"),
             max_bytes: None,
+            url: None,
+        }
+    }
+}
+
+/// The API server of `nightjar serve`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Address and port to listen on.
+    pub listen: String,
+    /// When set, data routes require `Authorization: Bearer <token>`. Prefer the environment
+    /// variable NIGHTJAR__SERVE__BEARER_TOKEN to writing it in a file.
+    pub bearer_token: Option<String>,
+    /// Most rows one request returns.
+    pub max_results: usize,
+}
+
+impl std::fmt::Debug for ServeConfig {
+    /// The token is never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("listen", &self.listen)
+            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "<set>"))
+            .field("max_results", &self.max_results)
+            .finish()
+    }
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: "127.0.0.1:8080".to_string(),
+            bearer_token: None,
+            max_results: 10_000,
         }
     }
 }
@@ -161,15 +201,53 @@ impl Config {
                 self.pipeline.batch_size
             );
         }
+        if let Some(url) = &self.store.url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                bail!(
+                    "invalid store.url: expected postgres://user@host:port/database (or leave it unset for the embedded store)"
+                );
+            }
+            if self.store.max_bytes.is_some() {
+                bail!("store.max_bytes applies to the embedded store only; unset it or store.url");
+            }
+        }
+        if self.serve.listen.parse::<std::net::SocketAddr>().is_err() {
+            bail!(
+                "invalid serve.listen {:?}: expected an address and port such as 127.0.0.1:8080",
+                self.serve.listen
+            );
+        }
+        if self.serve.max_results == 0 {
+            bail!("invalid serve.max_results 0: expected a positive number of rows");
+        }
         if self.store.path.as_os_str().is_empty() {
             bail!("invalid store.path: empty; expected a directory path");
         }
         Ok(())
     }
 
-    /// The configuration as TOML.
+    /// The configuration as TOML, secrets hidden (the bearer token, a store URL's password).
     pub fn to_toml(&self) -> anyhow::Result<String> {
-        toml::to_string_pretty(self).context("serialising the configuration")
+        let mut shown = self.clone();
+        if shown.serve.bearer_token.is_some() {
+            shown.serve.bearer_token = Some("<set>".to_string());
+        }
+        shown.store.url = shown.store.url.as_deref().map(without_password);
+        toml::to_string_pretty(&shown).context("serialising the configuration")
+    }
+}
+
+/// A database URL with its password removed, for logs and messages.
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split_once(':').map_or(credentials, |(user, _)| user);
+            format!("{scheme}://{user}@{host}")
+        }
+        None => url.to_string(),
     }
 }
 
@@ -240,6 +318,19 @@ mod tests {
         assert!(error.contains("schema_registry.url"), "{error}");
         let error = load_text("[log]\nlevel = \"info,nightjar=loudest\"\n", &[]).unwrap_err();
         assert!(error.contains("log.level"), "{error}");
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let config = load_text(
+            "[store]\nurl = \"postgres://nightjar:hunter2@db:5432/nj\"\n",
+            &[("NIGHTJAR__SERVE__BEARER_TOKEN", "s3cret")],
+        )
+        .unwrap();
+        let printed = config.to_toml().unwrap();
+        assert!(!printed.contains("hunter2") && !printed.contains("s3cret"), "{printed}");
+        assert!(printed.contains("postgres://nightjar@db:5432/nj"), "{printed}");
+        assert!(!format!("{config:?}").contains("s3cret"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod config;
 mod files;
 mod inspect;
 mod run;
+mod serve;
 mod simulate;
 mod store_cmds;
 
@@ -40,6 +41,11 @@ struct Cli {
     #[arg(long, global = true, value_enum)]
     log_format: Option<LogFormat>,
 
+    /// A PostgreSQL store shared by many workers (postgres://user@host:port/database), instead
+    /// of the embedded one; overrides store.url.
+    #[arg(long, global = true, value_name = "URL")]
+    store: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -56,6 +62,9 @@ enum Command {
     Demo(store_cmds::DemoArgs),
     /// Query the science database: light curves, cone searches, latest alerts, nights.
     Query(store_cmds::QueryArgs),
+    /// Serve the science database over HTTP: Fink-compatible routes under /api/v1/, SkyPortal's
+    /// broker routes (/alerts), /health and an OpenAPI document.
+    Serve(serve::ServeArgs),
     /// Show or retry the messages that could not be decoded.
     #[command(subcommand)]
     Deadletter(store_cmds::DeadLetterCommand),
@@ -100,6 +109,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(format) = cli.log_format {
         config.log.format = format;
     }
+    if let Some(url) = cli.store {
+        config.store.url = Some(url);
+    }
     config.validate()?;
     init_logging(&config);
     let runtime = || {
@@ -113,6 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => runtime()?.block_on(run::run(&config, args)),
         Command::Demo(args) => runtime()?.block_on(store_cmds::demo(&config, args)),
         Command::Query(args) => runtime()?.block_on(store_cmds::query(&config, args)),
+        Command::Serve(args) => runtime()?.block_on(serve::serve(&config, args)),
         Command::Deadletter(command) => runtime()?.block_on(store_cmds::dead_letters(&config, command)),
         Command::Prune(args) => runtime()?.block_on(store_cmds::prune(&config, args)),
         Command::Inspect(args) => inspect::run(&config, args),

@@ -11,9 +11,10 @@ use nightjar_decode::Decoder;
 use nightjar_pipeline::{FileSource, IngestConfig, IngestSummary};
 use nightjar_registry::SchemaRegistry;
 use nightjar_store::Store;
+use nightjar_store_postgres::PostgresStore;
 use nightjar_store_sqlite::SqliteStore;
 
-use crate::config::Config;
+use crate::config::{Config, without_password};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -47,15 +48,37 @@ pub fn peak_rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-pub fn open_store(config: &Config, data_dir: Option<&Path>) -> anyhow::Result<(PathBuf, Arc<SqliteStore>)> {
+/// Opens the configured store for writing: PostgreSQL when `store.url` is set, else the
+/// embedded store in `data_dir` (or `store.path`). Returns a label for messages (the data
+/// directory, or the URL without its password) and the store.
+pub async fn open_store(config: &Config, data_dir: Option<&Path>) -> anyhow::Result<(String, Arc<dyn Store>)> {
+    open(config, data_dir, false).await
+}
+
+/// Opens the configured store for reading only: no writer lock is taken on the embedded store.
+pub async fn open_reader(config: &Config, data_dir: Option<&Path>) -> anyhow::Result<(String, Arc<dyn Store>)> {
+    open(config, data_dir, true).await
+}
+
+async fn open(config: &Config, data_dir: Option<&Path>, read_only: bool) -> anyhow::Result<(String, Arc<dyn Store>)> {
+    if let Some(url) = &config.store.url {
+        let store = PostgresStore::connect(url).await?;
+        return Ok((without_password(url), Arc::new(store)));
+    }
     let data_dir = data_dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| config.store.path.clone());
-    let store = SqliteStore::open(&data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    if let Some(max_bytes) = config.store.max_bytes {
-        store.set_size_limit(max_bytes)?;
-    }
-    Ok((data_dir, Arc::new(store)))
+    let context = || format!("opening the store in {}", data_dir.display());
+    let store = if read_only {
+        SqliteStore::open_read_only(&data_dir).with_context(context)?
+    } else {
+        let store = SqliteStore::open(&data_dir).with_context(context)?;
+        if let Some(max_bytes) = config.store.max_bytes {
+            store.set_size_limit(max_bytes)?;
+        }
+        store
+    };
+    Ok((data_dir.display().to_string(), Arc::new(store)))
 }
 
 pub fn decoder_for(config: &Config) -> Decoder {
@@ -73,9 +96,9 @@ pub fn registry_for(config: &Config, url: Option<&String>) -> anyhow::Result<Opt
 }
 
 /// Ingests `args.source` and prints the summary; the outcome for the caller to build on.
-pub async fn ingest(config: &Config, args: &RunArgs) -> anyhow::Result<(PathBuf, IngestSummary)> {
+pub async fn ingest(config: &Config, args: &RunArgs) -> anyhow::Result<(String, IngestSummary)> {
     let source = FileSource::open(&args.source)?;
-    let (data_dir, store) = open_store(config, args.data_dir.as_deref())?;
+    let (store_label, store) = open_store(config, args.data_dir.as_deref()).await?;
     let registry = registry_for(config, args.schema_registry.as_ref())?;
     let ingest_config = IngestConfig {
         batch_size: args.batch_size.unwrap_or(config.pipeline.batch_size),
@@ -84,7 +107,7 @@ pub async fn ingest(config: &Config, args: &RunArgs) -> anyhow::Result<(PathBuf,
     tracing::info!(
         source = %args.source,
         files = source.len(),
-        data_dir = %data_dir.display(),
+        store = %store_label,
         batch_size = ingest_config.batch_size,
         "ingesting"
     );
@@ -110,14 +133,14 @@ pub async fn ingest(config: &Config, args: &RunArgs) -> anyhow::Result<(PathBuf,
     )
     .await?;
     progress.finish_and_clear();
-    Ok((data_dir, summary))
+    Ok((store_label, summary))
 }
 
 /// The run summary a person reads at the end.
-pub fn print_summary(data_dir: &Path, summary: &IngestSummary) {
+pub fn print_summary(store_label: &str, summary: &IngestSummary) {
     let stored = &summary.stored;
     let new_alerts = stored.n_alerts - stored.n_duplicate_alerts;
-    eprintln!("ingested into {}", data_dir.display());
+    eprintln!("ingested into {store_label}");
     eprintln!("  messages read        {:>10}", summary.messages);
     eprintln!("  alerts read          {:>10}", summary.alerts_read);
     eprintln!("  alerts stored (new)  {:>10}", new_alerts);
@@ -137,15 +160,12 @@ pub fn print_summary(data_dir: &Path, summary: &IngestSummary) {
         eprintln!("  peak memory          {:>7.0} MB", peak as f64 / 1e6);
     }
     if summary.n_rejected() > 0 {
-        eprintln!(
-            "rejected messages are dead letters: `nightjar deadletter list --data-dir {}` shows them",
-            data_dir.display()
-        );
+        eprintln!("rejected messages are dead letters: `nightjar deadletter list` shows them");
     }
 }
 
 pub async fn run(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let (data_dir, summary) = ingest(config, &args).await?;
-    print_summary(&data_dir, &summary);
+    let (store_label, summary) = ingest(config, &args).await?;
+    print_summary(&store_label, &summary);
     Ok(ExitCode::SUCCESS)
 }

@@ -7,11 +7,10 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use nightjar_core::{Origin, Survey};
 use nightjar_pipeline::{Message, decode_batch};
-use nightjar_store::{Night, Store, TimeWindow};
-use nightjar_store_sqlite::SqliteStore;
+use nightjar_store::{Night, TimeWindow};
 
 use crate::config::Config;
-use crate::run::{RunArgs, decoder_for, ingest, open_store, print_summary, registry_for};
+use crate::run::{RunArgs, decoder_for, ingest, open_reader, open_store, print_summary, registry_for};
 
 /// File that marks a directory as made by `nightjar demo`, so a later demo may replace it.
 const DEMO_MARKER: &str = ".nightjar-demo";
@@ -63,8 +62,11 @@ pub async fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
         schema_registry: None,
         quiet: false,
     };
-    let (data_dir, summary) = ingest(config, &run_args).await?;
-    print_summary(&data_dir, &summary);
+    // The demo is always the embedded store, whatever store.url says.
+    let mut demo_config = config.clone();
+    demo_config.store.url = None;
+    let (_, summary) = ingest(&demo_config, &run_args).await?;
+    print_summary(&data_dir.display().to_string(), &summary);
     let dir = data_dir.display();
     eprintln!(
         "\nTry next:\n\
@@ -114,7 +116,7 @@ pub async fn dead_letters(config: &Config, command: DeadLetterCommand) -> anyhow
             limit,
             data_dir,
         } => {
-            let store = open_reader(config, data_dir.as_deref())?;
+            let (_, store) = open_reader(config, data_dir.as_deref()).await?;
             let letters = store.dead_letters(reason.as_deref(), limit).await?;
             let mut out = std::io::stdout().lock();
             for letter in &letters {
@@ -136,7 +138,7 @@ pub async fn dead_letters(config: &Config, command: DeadLetterCommand) -> anyhow
             schema_registry,
             data_dir,
         } => {
-            let (_, store) = open_store(config, data_dir.as_deref())?;
+            let (_, store) = open_store(config, data_dir.as_deref()).await?;
             let mut registry = registry_for(config, schema_registry.as_ref())?;
             let mut decoder = decoder_for(config);
             let letters = store.dead_letters(reason.as_deref(), usize::MAX).await?;
@@ -183,12 +185,12 @@ pub struct PruneArgs {
 }
 
 pub async fn prune(config: &Config, args: PruneArgs) -> anyhow::Result<ExitCode> {
-    let (data_dir, store) = open_store(config, args.data_dir.as_deref())?;
+    let (store_label, store) = open_store(config, args.data_dir.as_deref()).await?;
     let removed = store.prune(args.before).await?;
     eprintln!(
         "pruned nights before {} from {}: {} alerts, {} detections, {} upper limits, {} forced photometry, {} cutouts, {} objects",
         args.before,
-        data_dir.display(),
+        store_label,
         removed.alerts,
         removed.detections,
         removed.upper_limits,
@@ -243,15 +245,8 @@ enum SurveyArg {
     Rubin,
 }
 
-fn open_reader(config: &Config, data_dir: Option<&Path>) -> anyhow::Result<SqliteStore> {
-    let data_dir = data_dir
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| config.store.path.clone());
-    SqliteStore::open_read_only(&data_dir).with_context(|| format!("opening the store in {}", data_dir.display()))
-}
-
 pub async fn query(config: &Config, args: QueryArgs) -> anyhow::Result<ExitCode> {
-    let store = open_reader(config, args.data_dir.as_deref())?;
+    let (_, store) = open_reader(config, args.data_dir.as_deref()).await?;
     let mut out = std::io::stdout().lock();
     match args.query {
         Query::Object { object_id, survey } => {

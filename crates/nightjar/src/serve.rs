@@ -1,0 +1,65 @@
+//! `nightjar serve`: the REST API (Fink-compatible routes, SkyPortal's broker routes, health,
+//! OpenAPI) over the science database.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use nightjar_api::{ApiConfig, router};
+
+use crate::config::Config;
+use crate::run::open_reader;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on (overrides serve.listen).
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    listen: Option<String>,
+    /// Data directory of the embedded store (overrides store.path).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C, or SIGTERM on Unix).
+async fn stop_requested() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("stopping the API server");
+}
+
+pub async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let listen = args.listen.unwrap_or_else(|| config.serve.listen.clone());
+    let (store_label, store) = open_reader(config, args.data_dir.as_deref()).await?;
+    let api_config = ApiConfig {
+        bearer_token: config.serve.bearer_token.clone(),
+        max_results: config.serve.max_results,
+    };
+    api_config
+        .validate()
+        .map_err(|reason| anyhow::anyhow!("invalid serve configuration: {reason}"))?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("listening on {listen} (is another server using that port?)"))?;
+    let address = listener.local_addr()?;
+    eprintln!(
+        "serving {store_label} on http://{address}: Fink API at /api/v1/, SkyPortal at /alerts, OpenAPI at /api/v1/openapi.json; Ctrl-C stops"
+    );
+    nightjar_api::serve(listener, router(store, api_config), stop_requested()).await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,125 @@
+//! `nightjar serve` over a store filled by `nightjar run`, and `nightjar run` into PostgreSQL
+//! (a throwaway cluster started by the test support of the PostgreSQL store).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+#[path = "../../nightjar-store-postgres/tests/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+const LIGHT_CURVE: &str = "tests/data/ztf/alerts/pittgoogle_ZTF21abiuvdk_lightcurve_v3.3";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn nightjar(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nightjar"))
+        .args(args)
+        .current_dir(repo())
+        .env_remove("NIGHTJAR_CONFIG")
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("running nightjar")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// One HTTP/1.1 GET; the status code and the body.
+fn get(address: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).expect("connecting to the server");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("talking to the server");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("talking to the server");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn serve_answers_from_the_store_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    assert!(
+        nightjar(&["run", "--source", LIGHT_CURVE, "--data-dir", data_dir, "--quiet"])
+            .status
+            .success()
+    );
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_nightjar"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir])
+        .current_dir(repo())
+        .env("RUST_LOG", "error")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let banner = lines.next().unwrap().unwrap();
+    // "serving DIR on http://127.0.0.1:PORT: Fink API at ..."
+    let address = banner
+        .split_once("http://")
+        .and_then(|(_, rest)| rest.split_once(": "))
+        .map(|(address, _)| address.to_string())
+        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+
+    let (status, body) = get(&address, "/health");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get(&address, "/api/v1/objects?objectId=ZTF21abiuvdk&columns=i:candid,i:jd");
+    assert_eq!(status, 200, "{body}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(rows.len(), 12, "one row per alert of the object");
+    let (status, body) = get(&address, "/api/v1/conesearch?ra=1000&dec=0&radius=5");
+    assert_eq!(status, 400, "{body}");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(server.wait().unwrap().success(), "SIGTERM stops the server cleanly");
+}
+
+#[test]
+fn run_into_postgres_is_idempotent_and_readable() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = runtime.block_on(support::fresh_database());
+    let first = nightjar(&["--store", &url, "run", "--source", LIGHT_CURVE, "--quiet"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let text = stderr(&first);
+    assert!(text.contains("alerts stored (new)          12"), "{text}");
+    assert!(!text.contains("password"), "{text}");
+    let second = nightjar(&["--store", &url, "run", "--source", LIGHT_CURVE, "--quiet"]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("alerts stored (new)           0"),
+        "{}",
+        stderr(&second)
+    );
+    let query = nightjar(&["--store", &url, "query", "object", "ZTF21abiuvdk"]);
+    assert!(query.status.success(), "{}", stderr(&query));
+    let light_curve: serde_json::Value = serde_json::from_slice(&query.stdout).unwrap();
+    assert!(light_curve["detections"].as_array().unwrap().len() >= 12);
+
+    let bad = nightjar(&["--store", "mysql://localhost/x", "query", "nights"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("store.url"), "{}", stderr(&bad));
+}
