@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::output::{OutputFormat, Record, render, requested_columns};
 use crate::params::{COORDINATE_FORMATS, Params, parse_dec, parse_ra, window};
 use crate::records::{COLUMNS, alert_record, detection_record, number, upper_limit_record};
-use crate::time::mjd_to_iso;
+use nightjar_core::calendar::mjd_to_iso;
 
 /// Largest cone-search radius, arcsec (Fink's: 5 degrees).
 pub const MAX_RADIUS_ARCSEC: f64 = 18_000.0;

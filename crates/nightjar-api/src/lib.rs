@@ -35,7 +35,6 @@ pub mod output;
 pub mod params;
 pub mod records;
 pub mod skyportal;
-mod time;
 
 pub use error::ApiError;
 

@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::Method;
 
 use crate::error::ApiError;
-use crate::time::{iso_to_mjd, mjd_to_iso};
+use nightjar_core::calendar::{iso_to_mjd, mjd_to_iso};
 
 /// JD minus MJD.
 pub const JD_OFFSET: f64 = 2_400_000.5;

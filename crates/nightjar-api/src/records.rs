@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::output::Record;
 use crate::params::JD_OFFSET;
-use crate::time::mjd_to_iso;
+use nightjar_core::calendar::mjd_to_iso;
 
 /// A column served, for `/api/v1/schema`.
 #[derive(Debug, Clone, Copy)]

@@ -2,6 +2,7 @@
 //!
 //! Invariant: this crate does no I/O and knows no survey's wire format.
 
+pub mod calendar;
 pub mod compare;
 pub mod error;
 pub mod model;

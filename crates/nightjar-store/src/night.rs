@@ -8,28 +8,40 @@
 use std::fmt;
 use std::str::FromStr;
 
+use nightjar_core::calendar;
 use serde::{Deserialize, Serialize};
+use time::macros::format_description;
+use time::{Date, Month};
 
 /// An observing night as `YYYYMMDD`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Night(pub u32);
 
-/// MJD of 1970-01-01T00:00 UTC.
-const MJD_UNIX_EPOCH: f64 = 40_587.0;
-
 impl Night {
-    /// The night a time (MJD, UTC) belongs to.
+    /// The night a time (MJD, UTC) belongs to; night 0 for a time no calendar holds.
     pub fn of_mjd(mjd: f64) -> Night {
-        let days_since_epoch = (mjd - MJD_UNIX_EPOCH - 0.5).floor() as i64;
-        let (year, month, day) = civil_from_days(days_since_epoch);
-        Night((year * 10_000 + month * 100 + day) as u32)
+        calendar::date_of_mjd(mjd - 0.5).map_or(Night(0), Night::of_date)
+    }
+
+    fn of_date(date: Date) -> Night {
+        let (year, month, day) = (
+            date.year().max(0) as u32,
+            u32::from(u8::from(date.month())),
+            u32::from(date.day()),
+        );
+        Night(year * 10_000 + month * 100 + day)
+    }
+
+    fn date(self) -> Option<Date> {
+        let (year, month, day) = self.ymd();
+        let month = Month::try_from(u8::try_from(month).ok()?).ok()?;
+        Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?).ok()
     }
 
     /// MJD at which this night begins (12:00 UTC of its date).
     pub fn start_mjd(self) -> f64 {
-        let (year, month, day) = (self.0 / 10_000, self.0 / 100 % 100, self.0 % 100);
-        days_from_civil(i64::from(year), i64::from(month), i64::from(day)) as f64 + MJD_UNIX_EPOCH + 0.5
+        self.date().map_or(f64::NAN, |date| calendar::mjd_of_date(date) + 0.5)
     }
 
     /// Year, month and day.
@@ -50,49 +62,15 @@ impl FromStr for Night {
 
     /// Parses `YYYY-MM-DD` or `YYYYMMDD`.
     fn from_str(text: &str) -> Result<Night, String> {
-        let digits: String = text.chars().filter(|c| *c != '-').collect();
         let bad = || format!("invalid night {text:?}: expected a date as YYYY-MM-DD");
-        if digits.len() != 8 || !digits.chars().all(|c| c.is_ascii_digit()) {
+        let date = Date::parse(text, format_description!("[year]-[month]-[day]"))
+            .or_else(|_| Date::parse(text, format_description!("[year repr:full][month][day]")))
+            .map_err(|_| bad())?;
+        if date.year() < 1900 {
             return Err(bad());
         }
-        let value: u32 = digits.parse().map_err(|_| bad())?;
-        let night = Night(value);
-        let (year, month, day) = night.ymd();
-        // Valid only if the date round-trips through the calendar.
-        if month == 0 || day == 0 || Night::of_mjd(night.start_mjd() + 0.25) != night || year < 1900 {
-            return Err(bad());
-        }
-        Ok(night)
+        Ok(Night::of_date(date))
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
