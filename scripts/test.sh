@@ -5,10 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The PostgreSQL tests start their own throwaway cluster from the server binaries.
-if [[ ! -x /usr/lib/postgresql/15/bin/initdb && -z "${NIGHTJAR_PG_BIN:-}" ]]; then
-    echo "installing the PostgreSQL 15 server binaries for the store tests"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null
+# The PostgreSQL tests start their own throwaway cluster from the server binaries, and run
+# the cone search both with the q3c extension and without it.
+if [[ -z "${NIGHTJAR_PG_BIN:-}" ]]; then
+    if [[ ! -x /usr/lib/postgresql/15/bin/initdb || ! -f /usr/share/postgresql/15/extension/q3c.control ]]; then
+        echo "installing PostgreSQL 15 and q3c for the store tests"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 postgresql-15-q3c >/dev/null
+    fi
+    export NIGHTJAR_REQUIRE_Q3C=1
 fi
 
 cargo test --workspace --doc --quiet

@@ -9,13 +9,15 @@
 //!   writer takes rows and tables in the same order, so concurrent workers with overlapping
 //!   batches do not deadlock; a deadlock or serialization failure that happens all the same is
 //!   retried a few times.
-//! - Cone search uses the HEALPix index of the objects' mean positions (NESTED, order
-//!   [`nightjar_store::HEALPIX_ORDER`], as in SQLite), then the exact distance.
+//! - The tables that grow every night (detections, upper limits, forced photometry, alerts,
+//!   cutouts) are partitioned by month of `night`; a batch first creates the partitions it
+//!   needs, and [`Store::prune`] drops whole months before the night (see `schema.rs`).
+//! - Cone search uses q3c's index (`q3c_radial_query`) where the server has the q3c extension
+//!   and [`Options::use_q3c`] asks for it, else the HEALPix index of the objects' mean positions
+//!   (NESTED, order [`nightjar_store::HEALPIX_ORDER`], as in SQLite); then the exact distance.
+//!   [`PostgresStore::cone_search_method`] says which.
 //! - Connections come from a small pool of idle clients; each client's connection task runs on
 //!   the tokio runtime that opened it, so a store belongs to one runtime.
-//!
-//! Later steps: partitioning the big tables by night (prune would drop partitions), and a q3c
-//! index for cone search.
 //!
 //! Invariant: the only crate that links the PostgreSQL driver.
 
@@ -46,6 +48,22 @@ const MAX_IDLE_CONNECTIONS: usize = 8;
 /// Attempts of a write transaction that failed with a deadlock or serialization failure.
 const MAX_WRITE_ATTEMPTS: usize = 5;
 
+/// How to connect; [`Options::default`] is what [`PostgresStore::connect`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Cone search with the q3c extension: installed at connect (`CREATE EXTENSION IF NOT EXISTS
+    /// q3c`, which needs the server package, e.g. Debian's `postgresql-15-q3c`, and a user allowed
+    /// to create it) with an index on the objects. Where that fails, or when false, cone search
+    /// uses the HEALPix index. Default true.
+    pub use_q3c: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { use_q3c: true }
+    }
+}
+
 /// A PostgreSQL store.
 ///
 /// Cloning is cheap and shares the connection pool.
@@ -60,6 +78,7 @@ struct Inner {
     config: Config,
     idle: Mutex<Vec<Client>>,
     raw_paths: nightjar_store::rows::RawPathCache,
+    cone_search: schema::ConeSearch,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -74,25 +93,32 @@ impl PostgresStore {
     /// newer nightjar is refused with [`StoreError::TooNew`]. Must be called inside a tokio
     /// runtime, which then runs the store's connections.
     pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        PostgresStore::connect_with(url, Options::default()).await
+    }
+
+    /// [`PostgresStore::connect`] with `options`.
+    pub async fn connect_with(url: &str, options: Options) -> Result<PostgresStore, StoreError> {
         let config: Config = url.parse().map_err(|error| {
             StoreError::InvalidArgument(format!(
                 "invalid PostgreSQL URL: {error}; expected postgres://user@host:port/database"
             ))
         })?;
-        let inner = Inner {
+        let mut inner = Inner {
             url: display_url(&config),
             config,
             idle: Mutex::new(Vec::new()),
             raw_paths: nightjar_store::rows::RawPathCache::default(),
+            cone_search: schema::ConeSearch::Healpix,
         };
         // Migrations on a connection of their own: closing it releases the advisory lock even if
         // migrating fails half-way.
         let mut client = inner.open().await?;
-        schema::migrate(&mut client, &inner.url).await?;
+        inner.cone_search = schema::migrate(&mut client, &inner.url, options.use_q3c).await?;
         drop(client);
         tracing::debug!(
             url = inner.url,
             version = schema::latest_version(),
+            cone_search = inner.cone_search.name(),
             "connected to the store"
         );
         Ok(PostgresStore { inner: Arc::new(inner) })
@@ -101,6 +127,11 @@ impl PostgresStore {
     /// The database, as `postgres://user@host:port/db` (never the password).
     pub fn url(&self) -> &str {
         &self.inner.url
+    }
+
+    /// How cone search finds candidates: `"q3c"` (the q3c extension's index) or `"healpix"`.
+    pub fn cone_search_method(&self) -> &'static str {
+        self.inner.cone_search.name()
     }
 
     /// The schema version this code writes.
@@ -236,10 +267,12 @@ impl Store for PostgresStore {
             .iter()
             .map(|alert| self.inner.raw_paths.raw_detection_json(alert))
             .collect();
-        write_with_retry!(&self.inner, |client| write::write_batch(
+        let nights = write::batch_nights(alerts);
+        write_with_retry!(&self.inner, |client| write::write_batch_into_partitions(
             &mut client,
             alerts,
-            &raw_detections
+            &raw_detections,
+            &nights
         ))
     }
 
@@ -266,7 +299,7 @@ impl Store for PostgresStore {
     ) -> Result<Vec<(ObjectSummary, f64)>, StoreError> {
         nightjar_store::sky::validate_cone(ra, dec, radius_deg)?;
         let client = self.inner.client().await?;
-        read::cone_search(&client, ra, dec, radius_deg, window)
+        read::cone_search(&client, self.inner.cone_search, ra, dec, radius_deg, window)
             .await
             .map_err(self.inner.read_failed())
     }

@@ -1,4 +1,4 @@
-//! The read path: light curves, HEALPix cone search, alerts, cutouts, counts and dead letters.
+//! The read path: light curves, cone search (q3c or HEALPix), alerts, cutouts, counts and dead letters.
 //!
 //! Reads that take several statements (a light curve) run in one read-only REPEATABLE READ
 //! transaction, so the parts agree with each other.
@@ -14,6 +14,7 @@ use nightjar_store::{
 };
 
 use crate::error::{Failed, failed};
+use crate::schema::ConeSearch;
 
 /// Columns of `objects` read into an [`ObjectSummary`], in [`object_from_row`]'s order.
 const OBJECT_COLUMNS: &str = "o.survey, o.object_id, o.first_mjd, o.last_mjd, o.n_detections, o.ra, o.dec, o.healpix";
@@ -260,32 +261,51 @@ pub(crate) async fn light_curve(
     }))
 }
 
-/// Objects in the HEALPix ranges covering the cone (one query, the ranges as arrays), then the
-/// exact distance.
+/// Candidates from q3c's index (`q3c_radial_query`) or from the HEALPix ranges covering the cone
+/// (one query, the ranges as arrays), then the exact distance, so both paths answer alike.
 pub(crate) async fn cone_search(
     client: &Client,
+    method: ConeSearch,
     ra: f64,
     dec: f64,
     radius_deg: f64,
     window: TimeWindow,
 ) -> Result<Vec<(ObjectSummary, f64)>, ReadFailure> {
-    let ranges = cone_ranges(ra, dec, radius_deg);
-    let starts: Vec<i64> = ranges.iter().map(|(start, _)| *start).collect();
-    let ends: Vec<i64> = ranges.iter().map(|(_, end)| *end).collect();
-    let objects = collect(
-        client,
-        "searching a cone",
-        &format!(
-            "SELECT {OBJECT_COLUMNS} FROM objects o
-             JOIN UNNEST($1::bigint[], $2::bigint[]) AS r(start_cell, end_cell)
-                 ON o.healpix >= r.start_cell AND o.healpix < r.end_cell
-             WHERE EXISTS (SELECT 1 FROM detections d WHERE d.survey = o.survey AND d.object_id = o.object_id
-                           AND d.mjd >= $3 AND d.mjd < $4)"
-        ),
-        &[&starts, &ends, &window.start_mjd, &window.end_mjd],
-        object_from_row,
-    )
-    .await?;
+    let in_window = "EXISTS (SELECT 1 FROM detections d WHERE d.survey = o.survey AND d.object_id = o.object_id
+                             AND d.mjd >= $1 AND d.mjd < $2)";
+    let objects = match method {
+        ConeSearch::Q3c => {
+            collect(
+                client,
+                "searching a cone with q3c",
+                &format!(
+                    "SELECT {OBJECT_COLUMNS} FROM objects o
+                     WHERE q3c_radial_query(o.ra, o.dec, $3::float8, $4::float8, $5::float8) AND {in_window}"
+                ),
+                &[&window.start_mjd, &window.end_mjd, &ra, &dec, &radius_deg],
+                object_from_row,
+            )
+            .await?
+        }
+        ConeSearch::Healpix => {
+            let ranges = cone_ranges(ra, dec, radius_deg);
+            let starts: Vec<i64> = ranges.iter().map(|(start, _)| *start).collect();
+            let ends: Vec<i64> = ranges.iter().map(|(_, end)| *end).collect();
+            collect(
+                client,
+                "searching a cone",
+                &format!(
+                    "SELECT {OBJECT_COLUMNS} FROM objects o
+                     JOIN UNNEST($3::bigint[], $4::bigint[]) AS r(start_cell, end_cell)
+                         ON o.healpix >= r.start_cell AND o.healpix < r.end_cell
+                     WHERE {in_window}"
+                ),
+                &[&window.start_mjd, &window.end_mjd, &starts, &ends],
+                object_from_row,
+            )
+            .await?
+        }
+    };
     let mut found: Vec<(ObjectSummary, f64)> = objects
         .into_iter()
         .filter_map(|object| {

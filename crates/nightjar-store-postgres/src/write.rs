@@ -21,17 +21,25 @@ use nightjar_store::sky::healpix_of;
 use nightjar_store::{DeadLetter, Night, PruneSummary, WriteSummary};
 
 use crate::error::{Failed, failed};
+use crate::schema::{PARTITIONED_TABLES, month_of, partition_name};
 
 /// An object key as stored.
 type ObjectKey = (&'static str, String);
 
-/// Stores a batch in one transaction; on error nothing is stored. `raw_detections[i]` is the raw
-/// detection JSON of `alerts[i]`.
-pub(crate) async fn write_batch(
+/// Creates the night partitions a batch needs (`nights`, from [`batch_nights`]), then stores it.
+pub(crate) async fn write_batch_into_partitions(
     client: &mut Client,
     alerts: &[Alert],
     raw_detections: &[String],
+    nights: &[i32],
 ) -> Result<WriteSummary, Failed> {
+    crate::schema::ensure_partitions(client, nights).await?;
+    write_batch(client, alerts, raw_detections).await
+}
+
+/// Stores a batch in one transaction; on error nothing is stored. `raw_detections[i]` is the raw
+/// detection JSON of `alerts[i]`.
+async fn write_batch(client: &mut Client, alerts: &[Alert], raw_detections: &[String]) -> Result<WriteSummary, Failed> {
     let mut summary = WriteSummary {
         n_alerts: alerts.len() as u64,
         ..WriteSummary::default()
@@ -634,10 +642,52 @@ pub(crate) async fn delete_dead_letters(client: &mut Client, ids: &[i64]) -> Res
 
 /// Removes everything of nights before `before`, in one transaction; objects left without
 /// detections go, the others' summaries are recomputed.
+///
+/// Month partitions that lie entirely before `before` are dropped whole; rows before it in the
+/// straddling month and in the DEFAULT partition are deleted.
 pub(crate) async fn prune(client: &mut Client, before: Night) -> Result<PruneSummary, Failed> {
     let context = "pruning";
     let transaction = client.transaction().await.map_err(failed(context))?;
     let night = i32::try_from(before.0).unwrap_or(i32::MAX);
+    // Whole month partitions before the night are dropped (after counting their rows); the
+    // straddling month and the DEFAULT partition lose their rows before the night. Tables are
+    // locked in the writers' order before any partition is dropped, so that a concurrent
+    // writer waits instead of deadlocking.
+    let old_partitions = transaction
+        .query(
+            "SELECT parent.relname::text, child.relname::text
+             FROM pg_inherits i
+             JOIN pg_class parent ON parent.oid = i.inhparent
+             JOIN pg_class child ON child.oid = i.inhrelid
+             WHERE parent.relname = ANY($1::text[])
+               AND parent.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
+             ORDER BY parent.relname, child.relname",
+            &[&PARTITIONED_TABLES.to_vec()],
+        )
+        .await
+        .map_err(failed("listing night partitions"))?;
+    let mut droppable: Vec<(String, String)> = Vec::new();
+    for row in &old_partitions {
+        let (table, partition): (String, String) = (
+            row.try_get(0).map_err(failed("listing night partitions"))?,
+            row.try_get(1).map_err(failed("listing night partitions"))?,
+        );
+        let whole_month_before = partition_lower(&table, &partition)
+            .and_then(month_of)
+            .is_some_and(|(lower, upper)| partition_name(&table, lower) == partition && upper <= night);
+        if whole_month_before {
+            droppable.push((table, partition));
+        }
+    }
+    if !droppable.is_empty() {
+        transaction
+            .batch_execute(&format!(
+                "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+                PARTITIONED_TABLES.join(", ")
+            ))
+            .await
+            .map_err(failed("locking the partitioned tables"))?;
+    }
     let rows = transaction
         .query(
             "SELECT DISTINCT survey, object_id FROM detections WHERE night < $1 ORDER BY survey, object_id",
@@ -650,16 +700,39 @@ pub(crate) async fn prune(client: &mut Client, before: Night) -> Result<PruneSum
         .map(object_key)
         .collect::<Result<_, _>>()
         .map_err(failed("finding the objects to prune"))?;
-    let delete =
-        async |sql: &str| -> Result<u64, Failed> { transaction.execute(sql, &[&night]).await.map_err(failed(context)) };
-    let mut summary = PruneSummary {
-        cutouts: delete("DELETE FROM cutouts WHERE night < $1").await?,
-        alerts: delete("DELETE FROM alerts WHERE night < $1").await?,
-        detections: delete("DELETE FROM detections WHERE night < $1").await?,
-        upper_limits: delete("DELETE FROM upper_limits WHERE night < $1").await?,
-        forced_photometry: delete("DELETE FROM forced_photometry WHERE night < $1").await?,
-        objects: 0,
-    };
+    let mut summary = PruneSummary::default();
+    // Referencing tables first: alerts refer to detections.
+    for table in ["cutouts", "alerts", "detections", "upper_limits", "forced_photometry"] {
+        let count = match table {
+            "cutouts" => &mut summary.cutouts,
+            "alerts" => &mut summary.alerts,
+            "detections" => &mut summary.detections,
+            "upper_limits" => &mut summary.upper_limits,
+            _ => &mut summary.forced_photometry,
+        };
+        for (_, partition) in droppable.iter().filter(|(parent, _)| parent == table) {
+            let row = transaction
+                .query_one(&format!("SELECT COUNT(*) FROM {partition}"), &[])
+                .await
+                .map_err(failed(context))?;
+            let rows: i64 = row.try_get(0).map_err(failed(context))?;
+            *count += u64::try_from(rows).unwrap_or(0);
+            // Detached first: a detections partition is referenced by the alerts' foreign key,
+            // which DROP alone refuses; DETACH checks that no alert refers to it (the alerts of
+            // those nights went just before) and removes the reference.
+            transaction
+                .batch_execute(&format!(
+                    "ALTER TABLE {table} DETACH PARTITION {partition}; DROP TABLE {partition}"
+                ))
+                .await
+                .map_err(failed("dropping a night partition"))?;
+            tracing::debug!(partition, rows, "dropped a night partition");
+        }
+        *count += transaction
+            .execute(&format!("DELETE FROM {table} WHERE night < $1"), &[&night])
+            .await
+            .map_err(failed(context))?;
+    }
     if !touched.is_empty() {
         let surveys: Vec<&str> = touched.iter().map(|(survey, _)| *survey).collect();
         let object_ids: Vec<&str> = touched.iter().map(|(_, object_id)| object_id.as_str()).collect();
@@ -685,6 +758,38 @@ pub(crate) async fn prune(client: &mut Client, before: Night) -> Result<PruneSum
     transaction.commit().await.map_err(failed("committing a prune"))?;
     tracing::info!(before = %before, ?summary, "pruned the store");
     Ok(summary)
+}
+
+/// Every night a row of `alerts` will be stored under (computed as the inserts compute it), for
+/// creating the partitions first.
+pub(crate) fn batch_nights(alerts: &[Alert]) -> Vec<i32> {
+    let mut nights: Vec<i32> = batch_detections(alerts)
+        .iter()
+        .map(|row| night_value(row.detection.mjd))
+        .chain(alerts.iter().map(|alert| night_value(alert.detection.mjd)))
+        .chain(
+            alerts
+                .iter()
+                .flat_map(|alert| alert.upper_limits.iter().map(|limit| night_value(limit.mjd))),
+        )
+        .chain(
+            alerts
+                .iter()
+                .flat_map(|alert| alert.forced_photometry.iter().map(|point| night_value(point.mjd))),
+        )
+        .collect();
+    nights.sort_unstable();
+    nights.dedup();
+    nights
+}
+
+/// The lower bound of a month partition from its name (`detections_p202509` -> 20250900).
+fn partition_lower(table: &str, partition: &str) -> Option<i32> {
+    let digits = partition.strip_prefix(table)?.strip_prefix("_p")?;
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<i32>().ok()?.checked_mul(100)
 }
 
 /// The observing night of a time as stored (`YYYYMMDD` fits an `integer`).
