@@ -1,6 +1,7 @@
 //! Fink-compatible routes under `/api/v1/`: `objects`, `conesearch`, `latests`, `sso`,
-//! `statistics`, `schema`. Each takes GET query arguments or a POST JSON body with the same
-//! parameters, and `output-format` json (a list of records, the default) or csv.
+//! `statistics`, `schema` (and `cutouts`, in [`crate::cutouts`]). Each takes GET query arguments or a POST JSON body with the same
+//! parameters, and `output-format` json (a list of records, the default), csv, votable or
+//! parquet.
 
 use std::sync::Arc;
 
@@ -31,11 +32,11 @@ pub(crate) async fn find_light_curve(store: &dyn Store, object_id: &str) -> Resu
     Ok(None)
 }
 
-/// Refuses `withcutouts=true`: cutouts are not served yet.
+/// Refuses `withcutouts=true`: stamps come from `/api/v1/cutouts`, one at a time.
 fn refuse_cutouts(params: &Params) -> Result<(), ApiError> {
     if params.flag("withcutouts", false)? {
         return Err(ApiError::BadRequest(
-            "withcutouts: cutouts are not served yet; accepted: false (or leave it out)".to_owned(),
+            "withcutouts: stamps are not inlined in objects; accepted: false (or leave it out), and ask /api/v1/cutouts?candid=...&kind=Science for each stamp".to_owned(),
         ));
     }
     Ok(())
@@ -55,8 +56,8 @@ fn refuse_cutouts(params: &Params) -> Result<(), ApiError> {
         ("diaObjectId" = Option<String>, Query, description = "Rubin diaObjectIds, comma-separated (same as objectId)"),
         ("columns" = Option<String>, Query, description = "columns to return, comma-separated, with family prefixes"),
         ("withupperlim" = Option<bool>, Query, description = "add upper limits and history-only detections (d:tag)"),
-        ("withcutouts" = Option<bool>, Query, description = "false only: cutouts are not served yet"),
-        ("output-format" = Option<String>, Query, description = "json (default) or csv"),
+        ("withcutouts" = Option<bool>, Query, description = "false only: stamps come from /api/v1/cutouts"),
+        ("output-format" = Option<String>, Query, description = "json (default), csv, votable or parquet"),
     ),
     responses((status = 200, description = "a list of records"), (status = 400, description = "a bad parameter")))]
 pub async fn objects(State(state): State<Arc<AppState>>, params: Params) -> Result<Response, ApiError> {
@@ -147,7 +148,7 @@ pub async fn objects(State(state): State<Arc<AppState>>, params: Params) -> Resu
         ("stopdate" = Option<String>, Query, description = "window stop: ISO time, MJD or JD"),
         ("window" = Option<f64>, Query, description = "window length in days after startdate"),
         ("columns" = Option<String>, Query, description = "columns to return, comma-separated"),
-        ("output-format" = Option<String>, Query, description = "json (default) or csv"),
+        ("output-format" = Option<String>, Query, description = "json (default), csv, votable or parquet"),
     ),
     responses((status = 200, description = "a list of records"), (status = 400, description = "a bad parameter")))]
 pub async fn conesearch(State(state): State<Arc<AppState>>, params: Params) -> Result<Response, ApiError> {
@@ -238,7 +239,7 @@ pub async fn conesearch(State(state): State<Arc<AppState>>, params: Params) -> R
         ("startdate" = Option<String>, Query, description = "window start: ISO time, MJD or JD"),
         ("stopdate" = Option<String>, Query, description = "window stop: ISO time, MJD or JD"),
         ("columns" = Option<String>, Query, description = "columns to return, comma-separated"),
-        ("output-format" = Option<String>, Query, description = "json (default) or csv"),
+        ("output-format" = Option<String>, Query, description = "json (default), csv, votable or parquet"),
     ),
     responses((status = 200, description = "a list of records"), (status = 400, description = "a bad parameter")))]
 pub async fn latests(State(state): State<Arc<AppState>>, params: Params) -> Result<Response, ApiError> {
@@ -273,7 +274,7 @@ pub async fn latests(State(state): State<Arc<AppState>>, params: Params) -> Resu
     params(
         ("n_or_d" = String, Query, description = "solar-system names or numbers as the survey gave them, comma-separated"),
         ("columns" = Option<String>, Query, description = "columns to return, comma-separated"),
-        ("output-format" = Option<String>, Query, description = "json (default) or csv"),
+        ("output-format" = Option<String>, Query, description = "json (default), csv, votable or parquet"),
     ),
     responses((status = 200, description = "a list of records"), (status = 400, description = "a bad parameter")))]
 pub async fn sso(State(state): State<Arc<AppState>>, params: Params) -> Result<Response, ApiError> {
@@ -311,7 +312,7 @@ pub async fn sso(State(state): State<Arc<AppState>>, params: Params) -> Result<R
     params(
         ("date" = Option<String>, Query, description = "a YYYYMMDD prefix: 2021, 202107 or 20210701"),
         ("columns" = Option<String>, Query, description = "columns to return, comma-separated"),
-        ("output-format" = Option<String>, Query, description = "json (default) or csv"),
+        ("output-format" = Option<String>, Query, description = "json (default), csv, votable or parquet"),
     ),
     responses((status = 200, description = "a list of records"), (status = 400, description = "a bad parameter")))]
 pub async fn statistics(State(state): State<Arc<AppState>>, params: Params) -> Result<Response, ApiError> {
@@ -345,7 +346,7 @@ pub async fn statistics(State(state): State<Arc<AppState>>, params: Params) -> R
 ///
 /// `curl 'localhost:8080/api/v1/schema'`
 #[utoipa::path(method(get, post), path = "/api/v1/schema", tag = "fink",
-    params(("output-format" = Option<String>, Query, description = "json (default) or csv")),
+    params(("output-format" = Option<String>, Query, description = "json (default), csv, votable or parquet")),
     responses((status = 200, description = "a list of columns")))]
 pub async fn schema(params: Params) -> Result<Response, ApiError> {
     params.check_names("/api/v1/schema", &["output-format"])?;

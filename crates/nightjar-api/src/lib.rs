@@ -1,10 +1,14 @@
-//! nightjar's HTTP API over a [`Store`]: Fink-compatible REST routes under `/api/v1/`,
-//! SkyPortal's generic broker interface (`/alerts`), `/health` and the OpenAPI document
+//! nightjar's HTTP API over a [`Store`]: Fink-compatible REST routes under `/api/v1/`
+//! (including `cutouts`), SkyPortal's generic broker interface (`/alerts`), IVOA Simple Cone
+//! Search 1.03 (`/scs`), `/health`, Prometheus `/metrics` and the OpenAPI document
 //! (`/api/v1/openapi.json`).
 //!
 //! [`router`] builds the routes; [`serve`] runs them on a listener until a shutdown future
-//! completes. The doc comments of the route handlers ([`fink`], [`skyportal`]) are the API
-//! reference, with a curl example each.
+//! completes. The doc comments of the route handlers ([`fink`], [`cutouts`], [`skyportal`],
+//! [`votable`], [`metrics`]) are the API reference, with a curl example each.
+//!
+//! Output formats of the Fink list routes: json (default), csv, votable, parquet. Cutouts: FITS (plain;
+//! ZTF's gzip undone) or a JSON pixel array.
 //!
 //! Errors: one [`ApiError`]; a client's mistake is a 4xx whose message says what is wrong and
 //! what is accepted, a store failure a 500 whose details go to the log. No request a client can
@@ -29,12 +33,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
+pub mod cutouts;
 pub mod error;
 pub mod fink;
+pub mod metrics;
 pub mod output;
 pub mod params;
+pub mod parquet_output;
 pub mod records;
 pub mod skyportal;
+pub mod votable;
 
 pub use error::ApiError;
 
@@ -42,8 +50,9 @@ pub use error::ApiError;
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
-    /// When set, every data route (`/api/v1/*` except `openapi.json`, and `/alerts*`) requires
-    /// the header `Authorization: Bearer <token>`; `/health` and the OpenAPI document stay open.
+    /// When set, every data route (`/api/v1/*` except `openapi.json`, `/alerts*` and `/scs`)
+    /// requires the header `Authorization: Bearer <token>`; `/health`, `/metrics` and the
+    /// OpenAPI document stay open.
     pub bearer_token: Option<String>,
     /// Most rows one request returns (`latests`' largest `n`, alerts per `sso` name and per
     /// SkyPortal query).
@@ -93,6 +102,8 @@ impl ApiConfig {
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: ApiConfig,
+    /// This router's request metrics (`/metrics`).
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl fmt::Debug for AppState {
@@ -117,9 +128,12 @@ impl fmt::Debug for AppState {
         fink::sso,
         fink::statistics,
         fink::schema,
+        cutouts::cutouts,
+        votable::simple_cone_search,
         skyportal::alerts,
         skyportal::alert,
         health,
+        metrics::metrics,
         openapi_json,
     )
 )]
@@ -128,7 +142,11 @@ pub struct ApiDoc;
 
 /// The routes over a store.
 pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> Router {
-    let state = Arc::new(AppState { store, config });
+    let state = Arc::new(AppState {
+        store,
+        config,
+        metrics: Arc::default(),
+    });
     let data_routes = Router::new()
         .route("/api/v1/objects", get(fink::objects).post(fink::objects))
         .route("/api/v1/conesearch", get(fink::conesearch).post(fink::conesearch))
@@ -136,13 +154,17 @@ pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> Router {
         .route("/api/v1/sso", get(fink::sso).post(fink::sso))
         .route("/api/v1/statistics", get(fink::statistics).post(fink::statistics))
         .route("/api/v1/schema", get(fink::schema).post(fink::schema))
+        .route("/api/v1/cutouts", get(cutouts::cutouts).post(cutouts::cutouts))
+        .route("/scs", get(votable::simple_cone_search))
         .route("/alerts", get(skyportal::alerts))
         .route("/alerts/{candid}", get(skyportal::alert))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics::metrics))
         .route("/api/v1/openapi.json", get(openapi_json))
         .merge(data_routes)
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::record))
         .with_state(state)
 }
 

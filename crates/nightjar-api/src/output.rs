@@ -85,6 +85,10 @@ pub enum OutputFormat {
     Json,
     /// CSV with a header line; nulls are empty fields, nested values JSON text.
     Csv,
+    /// A VOTable 1.4 (TABLEDATA); each column typed from its values, nulls are empty cells.
+    Votable,
+    /// A Parquet file; each column optional and typed from its values.
+    Parquet,
 }
 
 impl OutputFormat {
@@ -93,8 +97,10 @@ impl OutputFormat {
         match params.get("output-format").map(str::to_ascii_lowercase).as_deref() {
             None | Some("json") => Ok(OutputFormat::Json),
             Some("csv") => Ok(OutputFormat::Csv),
+            Some("votable") => Ok(OutputFormat::Votable),
+            Some("parquet") => Ok(OutputFormat::Parquet),
             Some(other) => Err(ApiError::BadRequest(format!(
-                "output-format {other:?} is not served; accepted: json, csv (parquet and votable are not served yet)"
+                "output-format {other:?} is not served; accepted: json, csv, votable, parquet"
             ))),
         }
     }
@@ -108,21 +114,23 @@ pub fn render(records: Vec<Record>, columns: Option<&[String]>, format: OutputFo
     };
     match format {
         OutputFormat::Json => Ok(Json(records).into_response()),
+        OutputFormat::Votable => {
+            let names = column_names(&records, columns);
+            let xml = crate::votable::records_votable(&records, &names);
+            Ok(([(header::CONTENT_TYPE, crate::votable::VOTABLE_CONTENT_TYPE)], xml).into_response())
+        }
+        OutputFormat::Parquet => {
+            let names = column_names(&records, columns);
+            let bytes = crate::parquet_output::records_parquet(&records, &names)
+                .map_err(|error| ApiError::Internal(format!("writing parquet: {error}")))?;
+            Ok((
+                [(header::CONTENT_TYPE, crate::parquet_output::PARQUET_CONTENT_TYPE)],
+                bytes,
+            )
+                .into_response())
+        }
         OutputFormat::Csv => {
-            let header: Vec<String> = match columns {
-                Some(columns) => columns.to_vec(),
-                None => {
-                    let mut names: Vec<String> = Vec::new();
-                    for record in &records {
-                        for name in record.names() {
-                            if !names.iter().any(|known| known == name) {
-                                names.push(name.to_owned());
-                            }
-                        }
-                    }
-                    names
-                }
-            };
+            let header = column_names(&records, columns);
             let csv_error = |error: csv::Error| ApiError::Internal(format!("writing csv: {error}"));
             let mut writer = csv::Writer::from_writer(Vec::new());
             writer.write_record(&header).map_err(csv_error)?;
@@ -135,6 +143,24 @@ pub fn render(records: Vec<Record>, columns: Option<&[String]>, format: OutputFo
                 .into_inner()
                 .map_err(|error| ApiError::Internal(format!("writing csv: {error}")))?;
             Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response())
+        }
+    }
+}
+
+/// The requested columns, or every column of the records in the order first seen.
+fn column_names(records: &[Record], columns: Option<&[String]>) -> Vec<String> {
+    match columns {
+        Some(columns) => columns.to_vec(),
+        None => {
+            let mut names: Vec<String> = Vec::new();
+            for record in records {
+                for name in record.names() {
+                    if !names.iter().any(|known| known == name) {
+                        names.push(name.to_owned());
+                    }
+                }
+            }
+            names
         }
     }
 }

@@ -112,6 +112,16 @@ impl Params {
             .filter(|value| !value.is_empty())
     }
 
+    /// The first value of a parameter whose name matches in any letter case (IVOA protocols),
+    /// trimmed; an empty value counts as absent.
+    pub fn get_ignore_case(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.trim())
+            .filter(|value| !value.is_empty())
+    }
+
     /// A required parameter.
     pub fn required(&self, name: &str, what: &str) -> Result<&str, ApiError> {
         self.get(name)

@@ -152,10 +152,10 @@ async fn objects_unknown_is_an_empty_list_and_errors_say_what_is_accepted() {
     check_bad_request(
         &get(
             &router,
-            &format!("/api/v1/objects?objectId={OBJECT}&output-format=votable"),
+            &format!("/api/v1/objects?objectId={OBJECT}&output-format=fits"),
         )
         .await,
-        &["votable", "json, csv"],
+        &["fits", "json, csv, votable, parquet"],
     );
     check_bad_request(
         &get(&router, &format!("/api/v1/objects?objectId={OBJECT}&columns=magpsf")).await,
@@ -478,14 +478,29 @@ async fn health_reports_counts_and_openapi_lists_every_route() {
     assert_eq!(health["counts"]["alerts"], 12 + 6 + 11);
     let document = get(&router, "/api/v1/openapi.json").await.json();
     let paths = document["paths"].as_object().cloned().unwrap_or_default();
-    for route in ["objects", "conesearch", "latests", "sso", "statistics", "schema"] {
+    for route in [
+        "objects",
+        "conesearch",
+        "latests",
+        "sso",
+        "statistics",
+        "schema",
+        "cutouts",
+    ] {
         let path = &paths[&format!("/api/v1/{route}")];
         assert!(
             path.get("get").is_some() && path.get("post").is_some(),
             "{route}: {path}"
         );
     }
-    for path in ["/alerts", "/alerts/{candid}", "/health", "/api/v1/openapi.json"] {
+    for path in [
+        "/alerts",
+        "/alerts/{candid}",
+        "/health",
+        "/api/v1/openapi.json",
+        "/scs",
+        "/metrics",
+    ] {
         assert!(paths.contains_key(path), "{path}");
     }
 }

@@ -8,7 +8,9 @@ use common::{app, call};
 use nightjar_api::ApiConfig;
 use proptest::prelude::*;
 
-const ROUTES: [&str; 9] = [
+const ROUTES: [&str; 11] = [
+    "/scs",
+    "/api/v1/cutouts",
     "/api/v1/objects",
     "/api/v1/conesearch",
     "/api/v1/latests",
@@ -20,7 +22,15 @@ const ROUTES: [&str; 9] = [
     "/alerts/%FF%FE",
 ];
 
-const NAMES: [&str; 22] = [
+const NAMES: [&str; 30] = [
+    "stretch",
+    "pmin",
+    "pmax",
+    "RA",
+    "DEC",
+    "SR",
+    "kind",
+    "diaSourceId",
     "objectId",
     "diaObjectId",
     "columns",
@@ -54,6 +64,13 @@ fn value() -> impl Strategy<Value = String> {
         Just("ZTF21abiuvdk".to_owned()),
         Just("i:jd,d:cdsxmatch,v:lastdate".to_owned()),
         Just("csv".to_owned()),
+        Just("array".to_owned()),
+        Just("votable".to_owned()),
+        Just("png".to_owned()),
+        Just("parquet".to_owned()),
+        Just("fits".to_owned()),
+        Just("Science".to_owned()),
+        Just("1637249291815015005".to_owned()),
         Just("2021-07-01".to_owned()),
     ]
 }
