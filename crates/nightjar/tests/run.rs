@@ -305,6 +305,16 @@ fn demo_runs_from_the_repository_and_says_what_to_try() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stderr(&output).contains("Try next"), "{}", stderr(&output));
     assert_eq!(summary_value(&output, "alerts read"), 119);
+    // The commands it suggests work on what it stored.
+    let demo_dir = data_dir.to_str().unwrap();
+    let cone = nightjar(&["query", "cone", "0.81428", "16.14568", "5", "--data-dir", demo_dir]);
+    assert!(
+        String::from_utf8_lossy(&cone.stdout).contains("ZTF21abiuvdk"),
+        "{}",
+        stderr(&cone)
+    );
+    let object = nightjar(&["query", "object", "ZTF21abiuvdk", "--data-dir", demo_dir]);
+    assert!(object.status.success(), "{}", stderr(&object));
     // A second demo replaces the first.
     let again = nightjar(&["demo", "--data-dir", data_dir.to_str().unwrap()]);
     assert!(again.status.success(), "{}", stderr(&again));
