@@ -160,7 +160,9 @@ pub fn print_summary(store_label: &str, summary: &IngestSummary) {
         eprintln!("  peak memory          {:>7.0} MB", peak as f64 / 1e6);
     }
     if summary.n_rejected() > 0 {
-        eprintln!("rejected messages are dead letters: `nightjar deadletter list` shows them");
+        eprintln!(
+            "rejected messages are dead letters: `nightjar deadletter list`, with the same --data-dir or --store, shows them"
+        );
     }
 }
 

@@ -75,7 +75,7 @@ pub async fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
          \x20 nightjar query cone 0.81428 16.14568 5 --data-dir {dir}      # objects within 5 arcsec\n\
          \x20 nightjar deadletter list --data-dir {dir}                   # what could not be decoded, and why\n\
          \x20 sqlite3 {dir}/nightjar.sqlite 'select * from objects limit 5' # the tables are plain SQLite\n\
-         \x20 nightjar demo                                               # again: a fresh store, same counts"
+         \x20 nightjar demo                                                  # again: a fresh store, same counts"
     );
     Ok(ExitCode::SUCCESS)
 }
