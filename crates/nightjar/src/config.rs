@@ -25,6 +25,8 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// The API server.
     pub serve: ServeConfig,
+    /// Science modules (enrichment and classification).
+    pub modules: nightjar_modules::ModulesConfig,
 }
 
 /// Micro-batching of the ingestion pipeline.
@@ -220,6 +222,9 @@ impl Config {
         if self.serve.max_results == 0 {
             bail!("invalid serve.max_results 0: expected a positive number of rows");
         }
+        self.modules
+            .validate()
+            .map_err(|error| anyhow::anyhow!("invalid modules configuration: {error}"))?;
         if self.store.path.as_os_str().is_empty() {
             bail!("invalid store.path: empty; expected a directory path");
         }

@@ -27,6 +27,9 @@ pub struct InspectArgs {
     /// Pretty-print the JSON (several lines per alert).
     #[arg(long, conflicts_with = "count")]
     pretty: bool,
+    /// Run the science modules on each file's alerts and add their outputs under "modules".
+    #[arg(long, conflicts_with = "count")]
+    enrich: bool,
     /// Schema registry URL for unknown Rubin schema ids (overrides schema_registry.url).
     #[arg(long, value_name = "URL")]
     schema_registry: Option<String>,
@@ -42,6 +45,12 @@ pub fn run(config: &Config, args: InspectArgs) -> anyhow::Result<ExitCode> {
     let mut registry = registry_url
         .map(|url| SchemaRegistry::new(url, Duration::from_millis(config.schema_registry.timeout_ms)))
         .transpose()?;
+    let mut modules = if args.enrich {
+        let modules = nightjar_modules::builtin_modules(&config.modules)?;
+        Some(nightjar_modules::ModuleRunner::new(modules)?)
+    } else {
+        None
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut n_alerts, mut n_errors) = (0usize, 0usize);
@@ -49,35 +58,38 @@ pub fn run(config: &Config, args: InspectArgs) -> anyhow::Result<ExitCode> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let origin = Origin::file(path);
         let results = decode_with_registry(&mut decoder, registry.as_mut(), &bytes, &origin);
-        let mut n_file_alerts = 0usize;
+        let mut alerts = Vec::new();
         for result in results {
             match result {
-                Ok(alert) => {
-                    n_file_alerts += 1;
-                    if args.count {
-                        continue;
-                    }
-                    let mut json = alert.to_json();
-                    if args.core
-                        && let Some(object) = json.as_object_mut()
-                    {
-                        object.remove("raw");
-                    }
-                    if args.pretty {
-                        serde_json::to_writer_pretty(&mut out, &json)?;
-                    } else {
-                        serde_json::to_writer(&mut out, &json)?;
-                    }
-                    writeln!(out)?;
-                }
+                Ok(alert) => alerts.push(alert),
                 Err(error) => {
                     n_errors += 1;
                     tracing::error!(reason = error.reason(), "{error}");
                 }
             }
         }
+        let n_file_alerts = alerts.len();
+        let outputs = modules.as_mut().map(|runner| runner.run(&alerts));
         if args.count {
             writeln!(out, "{}\t{n_file_alerts}", path.display())?;
+        } else {
+            for (index, alert) in alerts.iter().enumerate() {
+                let mut json = alert.to_json();
+                if let Some(object) = json.as_object_mut() {
+                    if args.core {
+                        object.remove("raw");
+                    }
+                    if let Some(outputs) = &outputs {
+                        object.insert("modules".to_string(), outputs.alert_json(index));
+                    }
+                }
+                if args.pretty {
+                    serde_json::to_writer_pretty(&mut out, &json)?;
+                } else {
+                    serde_json::to_writer(&mut out, &json)?;
+                }
+                writeln!(out)?;
+            }
         }
         n_alerts += n_file_alerts;
     }

@@ -190,3 +190,36 @@ fn simulated_alerts_decode_with_unique_ids() {
         assert!(alerts.iter().all(|alert| alert["survey"] == survey));
     }
 }
+
+#[test]
+fn inspect_enrich_adds_the_module_outputs() {
+    let output = nightjar(&[
+        "inspect",
+        "--core",
+        "--enrich",
+        "tests/data/ztf/alerts/skyportal_20180626_v1.8",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let alerts: Vec<serde_json::Value> = stdout(&output)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(alerts.len(), 5);
+    for alert in &alerts {
+        let modules = &alert["modules"];
+        let rb = modules["quality.rb"].as_f64().unwrap();
+        // Fink's cuts: rb >= 0.55 and nbad == 0 (every alert here has nbad 0).
+        assert_eq!(modules["quality.is_good_quality"], rb >= 0.55, "{alert}");
+        assert_eq!(
+            modules["quality.quality_flags"],
+            if rb >= 0.55 { "" } else { "rb" },
+            "{alert}"
+        );
+    }
+    // ZTF18abdbqrh has rb 0.193 (read with fastavro): not good quality.
+    let bogus = alerts
+        .iter()
+        .find(|alert| alert["object_id"] == "ZTF18abdbqrh")
+        .unwrap();
+    assert_eq!(bogus["modules"]["quality.is_good_quality"], false);
+}
