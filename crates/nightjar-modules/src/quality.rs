@@ -19,7 +19,9 @@
 //! fink-broker `userfilters/levelone.py`, used `nbad == 0`, `rb >= 0.55`,
 //! `|magdiff| <= 0.1`), and `require_positive_difference` (`isdiffpos` is `t` or `1`).
 //!
-//! `real_bogus` is `drb` when the alert carries it, else `rb`.
+//! `real_bogus` is the core model's `reliability`: `drb` where the packet's schema version
+//! defines it (3.3 and later), else `rb`. Spark rewrites of 3.0-3.2 packets carry a filler
+//! `drb` of 0.0, which must not count.
 //!
 //! # Rubin
 //!
@@ -268,7 +270,7 @@ impl Quality {
             };
             failed.require("isdiffpos", positive);
         }
-        let real_bogus = drb.or(rb);
+        let real_bogus = alert.detection.reliability;
         vec![
             rb.map(Value::Float),
             drb.map(Value::Float),

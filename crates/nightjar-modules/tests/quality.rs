@@ -95,8 +95,8 @@ fn ztf_default_cuts_are_finks_nbad_and_rb() {
         assert_eq!(outputs.get(alert_index, "quality.drb").and_then(|v| v.as_f64()), drb);
         assert_eq!(
             outputs.get(alert_index, "quality.real_bogus").and_then(|v| v.as_f64()),
-            drb.or(rb),
-            "real_bogus is drb when present, else rb ({})",
+            alert.detection.reliability,
+            "real_bogus is the core reliability: drb where the version defines it, else rb ({})",
             alert.object_id
         );
         let expected = rb.is_some_and(|rb| rb >= 0.55) && nbad == Some(0);
@@ -275,4 +275,23 @@ fn known_rubin_alerts_reliability_and_a_set_pixel_flag() {
     let outputs = run_quality(&config, &batch);
     assert!(good(&outputs, good_index));
     assert_eq!(flags(&outputs, flagged_index), "pixelFlags_saturated");
+}
+
+#[test]
+fn spark_filler_drb_of_old_versions_does_not_count_as_real_bogus() {
+    let batch = alerts(Survey::Ztf);
+    let outputs = run_quality(&ModulesConfig::default(), &batch);
+    let mut n_filler = 0;
+    for (alert_index, alert) in batch.iter().enumerate() {
+        let old_version = matches!(alert.schema_version.as_str(), "3.0" | "3.1" | "3.2");
+        if old_version && raw_f64(alert, "candidate.drb") == Some(0.0) {
+            n_filler += 1;
+            let real_bogus = outputs.get(alert_index, "quality.real_bogus").and_then(|v| v.as_f64());
+            assert_eq!(real_bogus, raw_f64(alert, "candidate.rb"), "{}", alert.object_id);
+        }
+    }
+    assert!(
+        n_filler > 0,
+        "the Spark-rewritten 3.0-3.2 samples carry a filler drb of 0.0"
+    );
 }
