@@ -147,6 +147,28 @@ struct DetectionArrays<'a> {
 }
 
 impl<'a> DetectionArrays<'a> {
+    /// The arrays as query parameters, in the column order of `DETECTION_UNNEST`.
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 16] {
+        [
+            &self.survey,
+            &self.source_id,
+            &self.object_id,
+            &self.mjd,
+            &self.night,
+            &self.band,
+            &self.ra,
+            &self.dec,
+            &self.magnitude,
+            &self.magnitude_err,
+            &self.flux,
+            &self.flux_err,
+            &self.is_negative,
+            &self.reliability,
+            &self.is_alert,
+            &self.healpix,
+        ]
+    }
+
     fn of<'b>(rows: impl Iterator<Item = &'b DetectionInsert<'a>>) -> DetectionArrays<'a>
     where
         'a: 'b,
@@ -214,24 +236,7 @@ async fn insert_detections(
                  ON CONFLICT DO NOTHING
                  RETURNING survey, object_id, source_id"
             ),
-            &[
-                &a.survey,
-                &a.source_id,
-                &a.object_id,
-                &a.mjd,
-                &a.night,
-                &a.band,
-                &a.ra,
-                &a.dec,
-                &a.magnitude,
-                &a.magnitude_err,
-                &a.flux,
-                &a.flux_err,
-                &a.is_negative,
-                &a.reliability,
-                &a.is_alert,
-                &a.healpix,
-            ],
+            &a.params(),
         )
         .await
         .map_err(failed("inserting detections"))?;
@@ -270,24 +275,7 @@ async fn mark_alerts(
                    AND t.survey = d.survey AND t.source_id = d.source_id AND NOT d.is_alert
                  RETURNING d.survey, d.object_id"
             ),
-            &[
-                &a.survey,
-                &a.source_id,
-                &a.object_id,
-                &a.mjd,
-                &a.night,
-                &a.band,
-                &a.ra,
-                &a.dec,
-                &a.magnitude,
-                &a.magnitude_err,
-                &a.flux,
-                &a.flux_err,
-                &a.is_negative,
-                &a.reliability,
-                &a.is_alert,
-                &a.healpix,
-            ],
+            &a.params(),
         )
         .await
         .map_err(failed("updating alert detections"))?;
