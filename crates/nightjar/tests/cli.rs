@@ -1,29 +1,11 @@
 //! The `nightjar` binary as a user runs it: inspect, config, simulate, and their errors.
 
+#[allow(dead_code, reason = "each test file uses some of the helpers")]
+mod common;
+
+use common::{nightjar, repo, stderr, stdout};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn nightjar(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nightjar"))
-        .args(args)
-        .current_dir(repo())
-        .env_remove("NIGHTJAR_CONFIG")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("running nightjar")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use std::process::Command;
 
 #[test]
 fn inspect_prints_one_json_alert_per_line() {

@@ -1,31 +1,17 @@
 //! `nightjar run` end to end on real files: exact counts, idempotent re-runs, dead letters,
 //! crash safety under kill -9, a second writer refused, prune, demo.
 
-use std::path::{Path, PathBuf};
+#[allow(dead_code, reason = "each test file uses some of the helpers")]
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use common::{nightjar, repo, stderr};
 use nightjar_core::Survey;
 use nightjar_store::{Store, StoreCounts, TimeWindow};
 use nightjar_store_sqlite::SqliteStore;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn nightjar(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nightjar"))
-        .args(args)
-        .current_dir(repo())
-        .env_remove("NIGHTJAR_CONFIG")
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("running nightjar")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 /// The number after `label` in the run summary.
 fn summary_value(output: &Output, label: &str) -> u64 {

@@ -1,34 +1,19 @@
 //! `nightjar serve` over a store filled by `nightjar run`, and `nightjar run` into PostgreSQL
 //! (a throwaway cluster started by the test support of the PostgreSQL store).
 
+#[allow(dead_code, reason = "each test file uses some of the helpers")]
+mod common;
+
+use common::{nightjar, repo, stderr};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 #[path = "../../nightjar-store-postgres/tests/support/mod.rs"]
 #[allow(dead_code)]
 mod support;
 
 const LIGHT_CURVE: &str = "tests/data/ztf/alerts/pittgoogle_ZTF21abiuvdk_lightcurve_v3.3";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn nightjar(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nightjar"))
-        .args(args)
-        .current_dir(repo())
-        .env_remove("NIGHTJAR_CONFIG")
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("running nightjar")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 /// One HTTP/1.1 GET; the status code and the body.
 fn get(address: &str, path: &str) -> (u16, String) {
