@@ -38,6 +38,10 @@ pub struct RunArgs {
     /// No progress bar (also off when stderr is not a terminal).
     #[arg(long)]
     pub quiet: bool,
+    /// Also serve the API (as `nightjar serve`, on serve.listen) while ingesting, and keep
+    /// serving after the input ends until Ctrl-C or SIGTERM.
+    #[arg(long)]
+    pub serve: bool,
 }
 
 /// Peak resident memory of this process so far, bytes (Linux; `None` elsewhere).
@@ -97,8 +101,19 @@ pub fn registry_for(config: &Config, url: Option<&String>) -> anyhow::Result<Opt
 
 /// Ingests `args.source` and prints the summary; the outcome for the caller to build on.
 pub async fn ingest(config: &Config, args: &RunArgs) -> anyhow::Result<(String, IngestSummary)> {
-    let source = FileSource::open(&args.source)?;
     let (store_label, store) = open_store(config, args.data_dir.as_deref()).await?;
+    let summary = ingest_into(config, args, &store_label, store).await?;
+    Ok((store_label, summary))
+}
+
+/// Ingests `args.source` into an opened store.
+async fn ingest_into(
+    config: &Config,
+    args: &RunArgs,
+    store_label: &str,
+    store: Arc<dyn Store>,
+) -> anyhow::Result<IngestSummary> {
+    let source = FileSource::open(&args.source)?;
     let registry = registry_for(config, args.schema_registry.as_ref())?;
     let ingest_config = IngestConfig {
         batch_size: args.batch_size.unwrap_or(config.pipeline.batch_size),
@@ -119,21 +134,13 @@ pub async fn ingest(config: &Config, args: &RunArgs) -> anyhow::Result<(String, 
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         )
     };
-    let store_dyn: Arc<dyn Store> = store;
-    let summary = nightjar_pipeline::ingest(
-        source,
-        decoder_for(config),
-        registry,
-        store_dyn,
-        ingest_config,
-        |step| {
-            progress.set_position(step.messages);
-            progress.set_message(format!("{} alerts", step.alerts));
-        },
-    )
+    let summary = nightjar_pipeline::ingest(source, decoder_for(config), registry, store, ingest_config, |step| {
+        progress.set_position(step.messages);
+        progress.set_message(format!("{} alerts", step.alerts));
+    })
     .await?;
     progress.finish_and_clear();
-    Ok((store_label, summary))
+    Ok(summary)
 }
 
 /// The run summary a person reads at the end.
@@ -167,7 +174,19 @@ pub fn print_summary(store_label: &str, summary: &IngestSummary) {
 }
 
 pub async fn run(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let (store_label, summary) = ingest(config, &args).await?;
+    let (store_label, store) = open_store(config, args.data_dir.as_deref()).await?;
+    // The API reads through its own read-only connection, opened once the store exists.
+    let server = if args.serve {
+        let (_, reader) = open_reader(config, args.data_dir.as_deref()).await?;
+        Some(crate::serve::start(config, &config.serve.listen, &store_label, reader).await?)
+    } else {
+        None
+    };
+    let summary = ingest_into(config, &args, &store_label, store).await?;
     print_summary(&store_label, &summary);
+    if let Some(server) = server {
+        eprintln!("the input is ingested; still serving until Ctrl-C or SIGTERM");
+        server.await??;
+    }
     Ok(ExitCode::SUCCESS)
 }

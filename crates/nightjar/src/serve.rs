@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use std::sync::Arc;
+
 use nightjar_api::{ApiConfig, router};
+use nightjar_store::Store;
 
 use crate::config::Config;
 use crate::run::open_reader;
@@ -43,9 +46,13 @@ async fn stop_requested() {
     tracing::info!("stopping the API server");
 }
 
-pub async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let listen = args.listen.unwrap_or_else(|| config.serve.listen.clone());
-    let (store_label, store) = open_reader(config, args.data_dir.as_deref()).await?;
+/// Binds `listen` and serves the API over `store` on a task until Ctrl-C or SIGTERM.
+pub async fn start(
+    config: &Config,
+    listen: &str,
+    store_label: &str,
+    store: Arc<dyn Store>,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     let api_config = ApiConfig {
         bearer_token: config.serve.bearer_token.clone(),
         max_results: config.serve.max_results,
@@ -53,13 +60,23 @@ pub async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode>
     api_config
         .validate()
         .map_err(|reason| anyhow::anyhow!("invalid serve configuration: {reason}"))?;
-    let listener = tokio::net::TcpListener::bind(&listen)
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen} (is another server using that port?)"))?;
     let address = listener.local_addr()?;
     eprintln!(
         "serving {store_label} on http://{address}: Fink API at /api/v1/, SkyPortal at /alerts, OpenAPI at /api/v1/openapi.json; Ctrl-C stops"
     );
-    nightjar_api::serve(listener, router(store, api_config), stop_requested()).await?;
+    Ok(tokio::spawn(nightjar_api::serve(
+        listener,
+        router(store, api_config),
+        stop_requested(),
+    )))
+}
+
+pub async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let listen = args.listen.unwrap_or_else(|| config.serve.listen.clone());
+    let (store_label, store) = open_reader(config, args.data_dir.as_deref()).await?;
+    start(config, &listen, &store_label, store).await?.await??;
     Ok(ExitCode::SUCCESS)
 }

@@ -61,6 +61,7 @@ pub async fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
         no_cutouts: false,
         schema_registry: None,
         quiet: false,
+        serve: false,
     };
     // The demo is always the embedded store, whatever store.url says.
     let mut demo_config = config.clone();

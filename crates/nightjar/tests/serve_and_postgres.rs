@@ -108,3 +108,47 @@ fn run_into_postgres_is_idempotent_and_readable() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr(&bad).contains("store.url"), "{}", stderr(&bad));
 }
+
+#[test]
+fn run_serve_ingests_then_keeps_serving_until_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_nightjar"))
+        .args([
+            "run",
+            "--serve",
+            "--source",
+            LIGHT_CURVE,
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--quiet",
+        ])
+        .current_dir(repo())
+        .env("RUST_LOG", "error")
+        .env("NIGHTJAR__SERVE__LISTEN", "127.0.0.1:0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
+    let banner = lines.next().unwrap();
+    let address = banner
+        .split_once("http://")
+        .and_then(|(_, rest)| rest.split_once(": "))
+        .map(|(address, _)| address.to_string())
+        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    // Wait for the end of the ingestion.
+    assert!(
+        lines.any(|line| line.contains("still serving")),
+        "the run did not finish ingesting"
+    );
+    let (status, body) = get(&address, "/api/v1/objects?objectId=ZTF21abiuvdk&columns=i:candid");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&body).unwrap().len(), 12);
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(server.wait().unwrap().success(), "SIGTERM stops the server cleanly");
+}
