@@ -203,7 +203,11 @@ pub async fn ingest<S: MessageSource>(
         tracing::debug!(
             batch = batch_index,
             alerts = batch.alerts.len(),
+            duplicate_alerts = written.n_duplicate_alerts,
+            new_objects = written.new_objects,
             new_detections = written.new_detections,
+            new_cutouts = written.new_cutouts,
+            dead_letters = batch.dead_letters.len(),
             "stored batch"
         );
         on_progress(Progress {

@@ -115,14 +115,6 @@ async fn write_batch(client: &mut Client, alerts: &[Alert], raw_detections: &[St
     recompute_summaries(&transaction, &changed_objects).await?;
 
     transaction.commit().await.map_err(failed("committing a batch"))?;
-    tracing::debug!(
-        n_alerts = summary.n_alerts,
-        n_duplicate_alerts = summary.n_duplicate_alerts,
-        new_objects = summary.new_objects,
-        new_detections = summary.new_detections,
-        new_cutouts = summary.new_cutouts,
-        "stored a batch"
-    );
     Ok(summary)
 }
 

@@ -306,14 +306,6 @@ impl Writer {
         }
 
         transaction.commit().map_err(failed(path, "committing a batch"))?;
-        tracing::debug!(
-            n_alerts = summary.n_alerts,
-            n_duplicate_alerts = summary.n_duplicate_alerts,
-            new_objects = summary.new_objects,
-            new_detections = summary.new_detections,
-            new_cutouts = summary.new_cutouts,
-            "stored a batch"
-        );
         Ok(summary)
     }
 
