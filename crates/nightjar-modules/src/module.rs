@@ -28,8 +28,12 @@ impl ColumnType {
     }
 }
 
-/// One output column that a module declares: its name (unqualified, e.g. `rb`; stored and
-/// filtered as `module.column`, e.g. `quality.rb`), its type and what it means.
+/// One output column that a module declares: its name, its type and what it means.
+///
+/// Names are global: the stores, filters and output streams know a column by its name alone
+/// (`roid`, `rf_snia_vs_nonia`, Fink's names where the quantity is Fink's), so no two modules may
+/// declare the same one. A name is lowercase identifiers joined by dots; a dot nests a field in a
+/// record, as Fink's `lc_features_g.amplitude`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct OutputColumn {
     pub name: &'static str,

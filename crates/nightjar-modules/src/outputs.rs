@@ -9,7 +9,7 @@ use crate::module::{ColumnType, Value};
 /// One output column of one module for a whole batch.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Column {
-    /// Qualified name, `module.column` (`quality.rb`).
+    /// The column's name as declared (`real_bogus`, `lc_features_g.amplitude`).
     pub name: String,
     pub column_type: ColumnType,
     /// One value per alert of the batch, in batch order; `None` is null.
@@ -37,7 +37,7 @@ pub struct ModuleFailure {
 
 /// The outputs of every module for one batch, column by column, plus the failures.
 ///
-/// Columns are named `module.column`. A module that failed still has its columns, all null.
+/// Columns carry their declared names, unique across modules. A module that failed still has its columns, all null.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModuleOutputs {
     n_alerts: usize,
@@ -60,13 +60,13 @@ impl ModuleOutputs {
         self.n_alerts
     }
 
-    /// The value of `column` (`module.column`) for the alert at `alert_index`; `None` when
+    /// The value of `column` for the alert at `alert_index`; `None` when
     /// the value is null, the column unknown or the index out of range.
     pub fn get(&self, alert_index: usize, column: &str) -> Option<&Value> {
         self.column(column)?.values.get(alert_index)?.as_ref()
     }
 
-    /// The whole column named `module.column`.
+    /// The whole column with this name.
     pub fn column(&self, column: &str) -> Option<&Column> {
         self.index.get(column).map(|&position| &self.columns[position])
     }
@@ -81,7 +81,7 @@ impl ModuleOutputs {
         &self.failures
     }
 
-    /// Every output of one alert as a JSON object `{"module.column": value-or-null, ...}`.
+    /// Every output of one alert as a flat JSON object `{"column": value-or-null, ...}`.
     pub fn alert_json(&self, alert_index: usize) -> serde_json::Value {
         let map =
             self.columns

@@ -65,6 +65,7 @@ impl ModuleRunner {
                 });
             }
         }
+        check_global_columns(&modules)?;
         let mut direct: Vec<Vec<usize>> = Vec::with_capacity(modules.len());
         for module in &modules {
             let mut deps = Vec::new();
@@ -117,17 +118,12 @@ impl ModuleRunner {
         &self.modules
     }
 
-    /// Every output column as (`module.column`, declaration), in run order: the schema of
+    /// Every output column as (module name, declaration), in run order: the schema of
     /// [`ModuleOutputs`] for the store, filters and output streams.
-    pub fn columns(&self) -> Vec<(String, OutputColumn)> {
+    pub fn columns(&self) -> Vec<(&str, OutputColumn)> {
         self.modules
             .iter()
-            .flat_map(|module| {
-                module
-                    .outputs()
-                    .iter()
-                    .map(move |column| (format!("{}.{}", module.name(), column.name), *column))
-            })
+            .flat_map(|module| module.outputs().iter().map(move |column| (module.name(), *column)))
             .collect()
     }
 
@@ -264,14 +260,53 @@ fn check_declaration(module: &dyn ScienceModule) -> Result<(), ModuleError> {
     }
     let mut names = HashSet::new();
     for column in module.outputs() {
-        if column.name.is_empty() || column.name.contains('.') {
+        if !is_column_name(column.name) {
             return Err(invalid(format!(
-                "column name {:?} must be non-empty and have no dot",
+                "column name {:?} must be lowercase identifiers ([a-z_][a-z0-9_]*) joined by dots",
                 column.name
             )));
         }
         if !names.insert(column.name) {
             return Err(invalid(format!("column {:?} declared twice", column.name)));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name` is a valid output column name: lowercase identifiers joined by dots, the dots
+/// nesting a field in a record (`lc_features_g.amplitude`).
+fn is_column_name(name: &str) -> bool {
+    name.split('.').all(|segment| {
+        let mut chars = segment.chars();
+        chars.next().is_some_and(|first| first.is_ascii_lowercase() || first == '_')
+            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    })
+}
+
+/// Checks that no two modules declare the same output column, and that no column is also the
+/// record that holds another (`a` and `a.b`): output names are global, as in the streams.
+fn check_global_columns(modules: &[Box<dyn ScienceModule>]) -> Result<(), ModuleError> {
+    let mut owner: HashMap<&str, &str> = HashMap::new();
+    for module in modules {
+        for column in module.outputs() {
+            if let Some(first) = owner.insert(column.name, module.name()) {
+                return Err(ModuleError::InvalidDeclaration {
+                    module: module.name().to_owned(),
+                    reason: format!("column {:?} is already an output of module {first:?}", column.name),
+                });
+            }
+        }
+    }
+    for (&name, &module) in &owner {
+        let mut prefix = name;
+        while let Some((parent, _)) = prefix.rsplit_once('.') {
+            if let Some(other) = owner.get(parent) {
+                return Err(ModuleError::InvalidDeclaration {
+                    module: module.to_owned(),
+                    reason: format!("column {name:?} nests inside {parent:?}, a column of module {other:?}"),
+                });
+            }
+            prefix = parent;
         }
     }
     Ok(())
@@ -329,7 +364,7 @@ fn push_rows(outputs: &mut ModuleOutputs, module: &dyn ScienceModule, rows: Vec<
     }
     for (column, values) in declared.iter().zip(values) {
         outputs.push_column(Column {
-            name: format!("{}.{}", module.name(), column.name),
+            name: column.name.to_owned(),
             column_type: column.column_type,
             values,
         });

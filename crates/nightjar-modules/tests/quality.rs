@@ -46,16 +46,16 @@ fn alerts(survey: Survey) -> Vec<Alert> {
 
 fn run_quality(config: &ModulesConfig, batch: &[Alert]) -> ModuleOutputs {
     let mut runner = ModuleRunner::new(builtin_modules(config).expect("build modules")).expect("build runner");
-    let columns: Vec<String> = runner.columns().into_iter().map(|(name, _)| name).collect();
+    let columns: Vec<&str> = runner.columns().into_iter().map(|(_, column)| column.name).collect();
     assert_eq!(
         columns,
         [
-            "quality.rb",
-            "quality.drb",
-            "quality.reliability",
-            "quality.real_bogus",
-            "quality.is_good_quality",
-            "quality.quality_flags"
+            "rb",
+            "drb",
+            "reliability",
+            "real_bogus",
+            "is_good_quality",
+            "quality_flags"
         ]
     );
     let outputs = runner.run(batch);
@@ -69,14 +69,14 @@ fn raw_f64(alert: &Alert, path: &str) -> Option<f64> {
 
 fn good(outputs: &ModuleOutputs, alert_index: usize) -> bool {
     outputs
-        .get(alert_index, "quality.is_good_quality")
+        .get(alert_index, "is_good_quality")
         .and_then(|value| value.as_bool())
         .expect("is_good_quality is never null")
 }
 
 fn flags(outputs: &ModuleOutputs, alert_index: usize) -> &str {
     outputs
-        .get(alert_index, "quality.quality_flags")
+        .get(alert_index, "quality_flags")
         .and_then(|value| value.as_str())
         .expect("quality_flags is never null")
 }
@@ -91,10 +91,10 @@ fn ztf_default_cuts_are_finks_nbad_and_rb() {
         let rb = raw_f64(alert, "candidate.rb");
         let drb = raw_f64(alert, "candidate.drb");
         let nbad = alert.raw.get("candidate.nbad").and_then(|v| v.as_i64());
-        assert_eq!(outputs.get(alert_index, "quality.rb").and_then(|v| v.as_f64()), rb);
-        assert_eq!(outputs.get(alert_index, "quality.drb").and_then(|v| v.as_f64()), drb);
+        assert_eq!(outputs.get(alert_index, "rb").and_then(|v| v.as_f64()), rb);
+        assert_eq!(outputs.get(alert_index, "drb").and_then(|v| v.as_f64()), drb);
         assert_eq!(
-            outputs.get(alert_index, "quality.real_bogus").and_then(|v| v.as_f64()),
+            outputs.get(alert_index, "real_bogus").and_then(|v| v.as_f64()),
             alert.detection.reliability,
             "real_bogus is the core reliability: drb where the version defines it, else rb ({})",
             alert.object_id
@@ -167,10 +167,10 @@ fn rubin_reliability_and_pixel_flags() {
     for (alert_index, alert) in batch.iter().enumerate() {
         let reliability = raw_f64(alert, "diaSource.reliability");
         assert_eq!(
-            outputs.get(alert_index, "quality.reliability").and_then(|v| v.as_f64()),
+            outputs.get(alert_index, "reliability").and_then(|v| v.as_f64()),
             reliability
         );
-        assert_eq!(outputs.get(alert_index, "quality.rb"), None);
+        assert_eq!(outputs.get(alert_index, "rb"), None);
         let set_flags: Vec<&String> = reject
             .iter()
             .filter(|flag| {
@@ -238,7 +238,7 @@ fn known_ztf_alerts_good_and_low_real_bogus() {
     assert!(good(&outputs, good_index));
     assert_eq!(flags(&outputs, good_index), "");
     let real_bogus = outputs
-        .get(good_index, "quality.real_bogus")
+        .get(good_index, "real_bogus")
         .and_then(|v| v.as_f64())
         .expect("real_bogus");
     assert!((real_bogus - 0.9999971985816956).abs() < 1e-6, "{real_bogus}");
@@ -247,10 +247,10 @@ fn known_ztf_alerts_good_and_low_real_bogus() {
     let bogus_index = find(&batch, 541175091115015005);
     assert!(!good(&outputs, bogus_index));
     assert_eq!(flags(&outputs, bogus_index), "rb");
-    assert_eq!(outputs.get(bogus_index, "quality.drb"), None);
-    let rb = outputs.get(bogus_index, "quality.rb").and_then(|v| v.as_f64());
+    assert_eq!(outputs.get(bogus_index, "drb"), None);
+    let rb = outputs.get(bogus_index, "rb").and_then(|v| v.as_f64());
     assert_eq!(
-        outputs.get(bogus_index, "quality.real_bogus").and_then(|v| v.as_f64()),
+        outputs.get(bogus_index, "real_bogus").and_then(|v| v.as_f64()),
         rb
     );
 }
@@ -286,7 +286,7 @@ fn spark_filler_drb_of_old_versions_does_not_count_as_real_bogus() {
         let old_version = matches!(alert.schema_version.as_str(), "3.0" | "3.1" | "3.2");
         if old_version && raw_f64(alert, "candidate.drb") == Some(0.0) {
             n_filler += 1;
-            let real_bogus = outputs.get(alert_index, "quality.real_bogus").and_then(|v| v.as_f64());
+            let real_bogus = outputs.get(alert_index, "real_bogus").and_then(|v| v.as_f64());
             assert_eq!(real_bogus, raw_f64(alert, "candidate.rb"), "{}", alert.object_id);
         }
     }

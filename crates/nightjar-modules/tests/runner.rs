@@ -9,7 +9,6 @@ use nightjar_modules::{
     ColumnType, ModuleError, ModuleFailureKind, ModuleOutputs, ModuleRunner, OutputColumn, Row, ScienceModule, Value,
 };
 
-const COUNT: &[OutputColumn] = &[OutputColumn::new("value", ColumnType::Int, "a test value")];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Behaviour {
@@ -27,6 +26,8 @@ struct TestModule {
     depends_on: &'static [&'static str],
     behaviour: Behaviour,
     calls: AtomicUsize,
+    /// One int column, `<name>_value` (output names are global, so each module has its own).
+    outputs: &'static [OutputColumn],
 }
 
 fn module(name: &'static str, depends_on: &'static [&'static str], behaviour: Behaviour) -> Box<dyn ScienceModule> {
@@ -35,6 +36,11 @@ fn module(name: &'static str, depends_on: &'static [&'static str], behaviour: Be
         depends_on,
         behaviour,
         calls: AtomicUsize::new(0),
+        outputs: Box::leak(Box::new([OutputColumn::new(
+            Box::leak(format!("{name}_value").into_boxed_str()),
+            ColumnType::Int,
+            "a test value",
+        )])),
     })
 }
 
@@ -48,7 +54,7 @@ impl ScienceModule for TestModule {
     }
 
     fn outputs(&self) -> &[OutputColumn] {
-        COUNT
+        self.outputs
     }
 
     fn depends_on(&self) -> &[&str] {
@@ -68,7 +74,7 @@ impl ScienceModule for TestModule {
                 .map(|alert_index| {
                     let mut value = alert_index as i64;
                     for dependency in self.depends_on {
-                        let column = format!("{dependency}.value");
+                        let column = format!("{dependency}_value");
                         // A dependency must already have run: its value is read here.
                         let input = inputs.get(alert_index, &column).and_then(Value::as_i64)?;
                         value += input;
@@ -125,12 +131,12 @@ fn modules_run_after_their_dependencies_whatever_the_listed_order() {
     assert!(outputs.failures().is_empty());
     for alert_index in 0..alerts.len() {
         let index = alert_index as i64;
-        assert_eq!(int(&outputs, alert_index, "crossmatch.value"), Some(index));
-        assert_eq!(int(&outputs, alert_index, "features.value"), Some(2 * index));
-        assert_eq!(int(&outputs, alert_index, "classification.value"), Some(4 * index));
+        assert_eq!(int(&outputs, alert_index, "crossmatch_value"), Some(index));
+        assert_eq!(int(&outputs, alert_index, "features_value"), Some(2 * index));
+        assert_eq!(int(&outputs, alert_index, "classification_value"), Some(4 * index));
     }
     let json = outputs.alert_json(1);
-    assert_eq!(json["classification.value"], 4);
+    assert_eq!(json["classification_value"], 4);
     for stats in runner.stats() {
         assert_eq!((stats.batches, stats.alerts, stats.errors, stats.panics), (1, 3, 0, 0));
     }
@@ -190,16 +196,16 @@ fn a_panicking_module_leaves_nulls_and_later_independent_modules_still_run() {
     for _ in 0..2 {
         let outputs = runner.run(&alerts);
         for alert_index in 0..alerts.len() {
-            assert_eq!(outputs.get(alert_index, "exploding.value"), None);
-            assert_eq!(outputs.get(alert_index, "dependent.value"), None);
-            assert_eq!(outputs.get(alert_index, "transitive.value"), None);
+            assert_eq!(outputs.get(alert_index, "exploding_value"), None);
+            assert_eq!(outputs.get(alert_index, "dependent_value"), None);
+            assert_eq!(outputs.get(alert_index, "transitive_value"), None);
             assert_eq!(
-                int(&outputs, alert_index, "independent.value"),
+                int(&outputs, alert_index, "independent_value"),
                 Some(alert_index as i64)
             );
         }
         // The null columns exist, so the store and filters see every declared column.
-        let column = outputs.column("dependent.value").expect("column present");
+        let column = outputs.column("dependent_value").expect("column present");
         assert_eq!(column.values, vec![None; alerts.len()]);
         let failures = outputs.failures();
         assert_eq!(failures.len(), 3, "{failures:?}");
@@ -235,8 +241,8 @@ fn an_erroring_module_nulls_its_dependents() {
     .expect("build runner");
     let alerts = batch();
     let outputs = runner.run(&alerts);
-    assert_eq!(outputs.get(0, "classification.value"), None);
-    assert_eq!(outputs.get(0, "short.value"), None);
+    assert_eq!(outputs.get(0, "classification_value"), None);
+    assert_eq!(outputs.get(0, "short_value"), None);
     let kinds: Vec<&ModuleFailureKind> = outputs.failures().iter().map(|f| &f.kind).collect();
     assert!(matches!(kinds[0], ModuleFailureKind::Error(m) if m.contains("catalogue unreadable")));
     assert_eq!(*kinds[1], ModuleFailureKind::DependencyFailed("crossmatch".into()));
@@ -251,5 +257,29 @@ fn an_empty_batch_gives_empty_columns() {
     let outputs = runner.run(&[]);
     assert_eq!(outputs.n_alerts(), 0);
     assert!(outputs.failures().is_empty());
-    assert_eq!(outputs.column("crossmatch.value").map(|c| c.values.len()), Some(0));
+    assert_eq!(outputs.column("crossmatch_value").map(|c| c.values.len()), Some(0));
+}
+
+#[test]
+fn two_modules_declaring_the_same_column_are_refused() {
+    struct Copy(&'static str);
+    impl ScienceModule for Copy {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn version(&self) -> &str {
+            "0.1.0"
+        }
+        fn outputs(&self) -> &[OutputColumn] {
+            const SCORE: &[OutputColumn] = &[OutputColumn::new("score", ColumnType::Float, "a score")];
+            SCORE
+        }
+        fn run(&self, batch: &[Alert], _: &ModuleOutputs) -> Result<Vec<Row>, ModuleError> {
+            Ok(vec![vec![None]; batch.len()])
+        }
+    }
+    let error = ModuleRunner::new(vec![Box::new(Copy("first")), Box::new(Copy("second"))])
+        .expect_err("a column declared by two modules is refused");
+    let message = error.to_string();
+    assert!(message.contains("score") && message.contains("first"), "{message}");
 }

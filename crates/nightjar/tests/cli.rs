@@ -189,11 +189,11 @@ fn inspect_enrich_adds_the_module_outputs() {
     assert_eq!(alerts.len(), 5);
     for alert in &alerts {
         let modules = &alert["modules"];
-        let rb = modules["quality.rb"].as_f64().unwrap();
+        let rb = modules["rb"].as_f64().unwrap();
         // Fink's cuts: rb >= 0.55 and nbad == 0 (every alert here has nbad 0).
-        assert_eq!(modules["quality.is_good_quality"], rb >= 0.55, "{alert}");
+        assert_eq!(modules["is_good_quality"], rb >= 0.55, "{alert}");
         assert_eq!(
-            modules["quality.quality_flags"],
+            modules["quality_flags"],
             if rb >= 0.55 { "" } else { "rb" },
             "{alert}"
         );
@@ -203,5 +203,5 @@ fn inspect_enrich_adds_the_module_outputs() {
         .iter()
         .find(|alert| alert["object_id"] == "ZTF18abdbqrh")
         .unwrap();
-    assert_eq!(bogus["modules"]["quality.is_good_quality"], false);
+    assert_eq!(bogus["modules"]["is_good_quality"], false);
 }
