@@ -226,15 +226,15 @@ pub async fn conesearch(State(state): State<Arc<AppState>>, params: Params) -> R
 
 /// The latest alerts, newest first.
 ///
-/// Parameters: `class` (optional; classes come with the science modules: `allClasses` or no
-/// class gives every alert, any other class an empty list, since no alert has a class yet),
+/// Parameters: `class` (optional: `allClasses` or absent gives every alert, another class the
+/// alerts the classification module gave that class; `/api/v1/classes` lists them),
 /// `n` (1 to the configured maximum, default 10), `startdate`, `stopdate`, `columns`,
 /// `output-format`.
 ///
 /// `curl 'localhost:8080/api/v1/latests?n=5&startdate=2021-07-01&columns=i:objectId,i:jd'`
 #[utoipa::path(method(get, post), path = "/api/v1/latests", tag = "fink",
     params(
-        ("class" = Option<String>, Query, description = "allClasses or absent: every alert; any other class: empty (no classes computed yet)"),
+        ("class" = Option<String>, Query, description = "allClasses or absent: every alert; otherwise the alerts of that class (see /api/v1/classes)"),
         ("n" = Option<u32>, Query, description = "number of alerts, default 10"),
         ("startdate" = Option<String>, Query, description = "window start: ISO time, MJD or JD"),
         ("stopdate" = Option<String>, Query, description = "window stop: ISO time, MJD or JD"),
@@ -251,16 +251,44 @@ pub async fn latests(State(state): State<Arc<AppState>>, params: Params) -> Resu
     let columns = requested_columns(&params)?;
     let n = params.count("n", 10, state.config.max_results)?;
     let window = window(params.time("startdate")?, params.time("stopdate")?)?;
-    let records = match params.get("class") {
-        None | Some("allClasses") => state
-            .store
-            .latest_alerts(window, n)
-            .await?
-            .iter()
-            .map(alert_record)
-            .collect(),
-        Some(_) => Vec::new(),
-    };
+    let class = params.get("class").filter(|class| *class != "allClasses");
+    let records = state
+        .store
+        .latest_alerts(window, class, n)
+        .await?
+        .iter()
+        .map(alert_record)
+        .collect();
+    render(records, columns.as_deref(), format)
+}
+
+/// The classes of the stored alerts, with their number of alerts, most common first.
+///
+/// Columns: `class`, `alerts`. Parameters: `columns`, `output-format`.
+///
+/// `curl 'localhost:8080/api/v1/classes'`
+#[utoipa::path(method(get, post), path = "/api/v1/classes", tag = "fink",
+    params(
+        ("columns" = Option<String>, Query, description = "columns to return, comma-separated"),
+        ("output-format" = Option<String>, Query, description = "json (default), csv, votable or parquet"),
+    ),
+    responses((status = 200, description = "a list of records"), (status = 400, description = "a bad parameter")))]
+pub async fn classes(State(state): State<Arc<AppState>>, params: Params) -> Result<Response, ApiError> {
+    params.check_names("/api/v1/classes", &["columns", "output-format"])?;
+    let format = OutputFormat::from_params(&params)?;
+    let columns = requested_columns(&params)?;
+    let records = state
+        .store
+        .classes()
+        .await?
+        .into_iter()
+        .map(|count| {
+            let mut record = Record::default();
+            record.set("class", count.class);
+            record.set("alerts", count.alerts);
+            record
+        })
+        .collect();
     render(records, columns.as_deref(), format)
 }
 

@@ -125,6 +125,7 @@ impl fmt::Debug for AppState {
         fink::objects,
         fink::conesearch,
         fink::latests,
+        fink::classes,
         fink::sso,
         fink::statistics,
         fink::schema,
@@ -151,6 +152,7 @@ pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> Router {
         .route("/api/v1/objects", get(fink::objects).post(fink::objects))
         .route("/api/v1/conesearch", get(fink::conesearch).post(fink::conesearch))
         .route("/api/v1/latests", get(fink::latests).post(fink::latests))
+        .route("/api/v1/classes", get(fink::classes).post(fink::classes))
         .route("/api/v1/sso", get(fink::sso).post(fink::sso))
         .route("/api/v1/statistics", get(fink::statistics).post(fink::statistics))
         .route("/api/v1/schema", get(fink::schema).post(fink::schema))

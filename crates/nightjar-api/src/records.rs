@@ -4,10 +4,13 @@
 //!   `i:dec`, `i:band`, `i:magpsf`, `i:sigmapsf`; ZTF adds `i:fid`, Rubin `i:flux`,
 //!   `i:sigmaflux` in nJy) and, for ZTF, every field of the raw `candidate` as `i:<field>`;
 //! - `r:` every field of a Rubin alert's raw `diaSource` (Fink's Rubin prefix);
-//! - `d:` broker-added values: none are computed yet, a requested one comes back null, except
-//!   `d:tag` in `objects` with `withupperlim` (`valid`, `upperlim`, `badquality`);
-//! - `v:` computed at query time: `v:lastdate` (ISO time of the row), `v:firstdate` (first
-//!   detection of the object, `objects` only), `v:separation_degree` (`conesearch` only).
+//! - `d:` broker-added values: every science-module output stored with the alert, by its
+//!   column name (`d:roid`, `d:rf_snia_vs_nonia`, `d:lc_features_g.amplitude`), and `d:tag` in
+//!   `objects` with `withupperlim` (`valid`, `upperlim`, `badquality`); a requested one that
+//!   nightjar does not compute comes back null;
+//! - `v:` computed at query time: `v:classification` (the alert's class), `v:lastdate` (ISO time
+//!   of the row), `v:firstdate` (first detection of the object, `objects` only),
+//!   `v:separation_degree` (`conesearch` only).
 
 use nightjar_core::Survey;
 use nightjar_store::{AlertRow, DetectionRow, UpperLimitRow};
@@ -106,7 +109,12 @@ pub const COLUMNS: &[ColumnDoc] = &[
     ColumnDoc {
         name: "d:<name>",
         kind: "any",
-        description: "broker-added values (classes, cross-matches): none computed yet, requested ones are null",
+        description: "science-module outputs by column name (d:roid, d:rf_snia_vs_nonia, d:lc_features_g.amplitude); one nightjar does not compute is null",
+    },
+    ColumnDoc {
+        name: "v:classification",
+        kind: "string",
+        description: "the alert's class from the classification module (null when none)",
     },
     ColumnDoc {
         name: "v:lastdate",
@@ -165,6 +173,10 @@ pub fn alert_record(alert: &AlertRow) -> Record {
             record.set(format!("{prefix}{name}"), value.clone());
         }
     }
+    for (name, value) in &alert.modules {
+        record.set(format!("d:{name}"), value.clone());
+    }
+    record.set("v:classification", alert.class.clone());
     record
 }
 

@@ -4,7 +4,7 @@
 mod common;
 
 use axum::http::{Method, StatusCode};
-use common::{OBJECT, app, call, check_bad_request, get, light_curve, post};
+use common::{FIXTURE_CLASS, OBJECT, app, call, check_bad_request, get, light_curve, post};
 use nightjar_api::ApiConfig;
 use nightjar_store::conformance::ZTF_SOLAR_SYSTEM;
 use serde_json::Value;
@@ -515,4 +515,47 @@ async fn serve_stops_on_shutdown() {
     let _ = stop.send(());
     let result = tokio::time::timeout(std::time::Duration::from_secs(10), server).await;
     assert!(matches!(result, Ok(Ok(Ok(())))), "{result:?}");
+}
+
+#[tokio::test]
+async fn module_outputs_are_d_columns_and_latests_selects_a_class() {
+    let router = app(ApiConfig::default());
+    let records = get(&router, &format!("/api/v1/objects?objectId={OBJECT}"))
+        .await
+        .records();
+    for record in &records {
+        // The quality module's outputs, stored with each alert.
+        let rb = record["i:rb"].as_f64().expect("i:rb");
+        assert_eq!(record["d:rb"].as_f64(), Some(rb), "{record:?}");
+        assert_eq!(record["d:is_good_quality"].as_bool(), Some(rb >= 0.55), "{record:?}");
+        assert_eq!(record["v:classification"], FIXTURE_CLASS);
+    }
+    // A column nightjar does not compute comes back null, not as an error.
+    let records = get(
+        &router,
+        &format!("/api/v1/objects?objectId={OBJECT}&columns=i:candid,d:cdsxmatch"),
+    )
+    .await
+    .records();
+    assert!(records.iter().all(|record| record["d:cdsxmatch"].is_null()));
+
+    let latest = get(
+        &router,
+        &format!("/api/v1/latests?class={}&n=100", FIXTURE_CLASS.replace(' ', "%20")),
+    )
+    .await
+    .records();
+    assert_eq!(latest.len(), 12, "every alert of the class, no other");
+    assert!(latest.iter().all(|record| record["i:objectId"] == OBJECT));
+    let none = get(&router, "/api/v1/latests?class=Kilonova%20candidate&n=100")
+        .await
+        .records();
+    assert!(none.is_empty());
+    let all = get(&router, "/api/v1/latests?class=allClasses&n=100").await.records();
+    assert!(all.len() > latest.len());
+
+    let classes = get(&router, "/api/v1/classes").await.records();
+    assert_eq!(classes.len(), 1, "{classes:?}");
+    assert_eq!(classes[0]["class"], FIXTURE_CLASS);
+    assert_eq!(classes[0]["alerts"], 12);
 }

@@ -9,8 +9,10 @@ pub mod model;
 pub mod origin;
 pub mod photometry;
 pub mod raw;
+pub mod values;
 
 pub use error::{DecodeError, DecodeErrorKind};
 pub use model::{Alert, Band, Cutout, CutoutKind, Detection, ForcedPhotometry, Survey, UpperLimit};
 pub use origin::Origin;
 pub use raw::{FieldValue, RawAlert, RawBytes, RawRecord, Scalar};
+pub use values::{ColumnType, ModuleValues, Value};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::raw::RawAlert;
+use crate::values::ModuleValues;
 
 /// The survey that produced an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -232,6 +233,8 @@ pub struct Alert {
     pub cutouts: Vec<Cutout>,
     /// The decoded survey record.
     pub raw: Arc<dyn RawAlert>,
+    /// What the science modules computed for this alert; empty until they run.
+    pub module_values: ModuleValues,
 }
 
 impl Alert {

@@ -18,5 +18,6 @@ mod runner;
 pub use config::{ModulesConfig, builtin_modules};
 pub use error::ModuleError;
 pub use module::{ColumnType, OutputColumn, Row, ScienceModule, Value};
+pub use nightjar_core::ModuleValues;
 pub use outputs::{Column, ModuleFailure, ModuleFailureKind, ModuleOutputs};
 pub use runner::{ModuleRunner, ModuleStats};

@@ -1,32 +1,11 @@
 //! The [`ScienceModule`] trait and the values and column declarations that modules produce.
 
 use nightjar_core::Alert;
+pub use nightjar_core::{ColumnType, Value};
 use serde::Serialize;
 
 use crate::error::ModuleError;
 use crate::outputs::ModuleOutputs;
-
-/// The type of one output column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ColumnType {
-    Bool,
-    Int,
-    Float,
-    Text,
-}
-
-impl ColumnType {
-    /// The lowercase name (`bool`, `int`, `float`, `text`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ColumnType::Bool => "bool",
-            ColumnType::Int => "int",
-            ColumnType::Float => "float",
-            ColumnType::Text => "text",
-        }
-    }
-}
 
 /// One output column that a module declares: its name, its type and what it means.
 ///
@@ -48,61 +27,6 @@ impl OutputColumn {
             name,
             column_type,
             description,
-        }
-    }
-}
-
-/// One non-null output value. A null is `None` in a [`Row`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum Value {
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Text(String),
-}
-
-impl Value {
-    /// The column type this value belongs to.
-    pub fn column_type(&self) -> ColumnType {
-        match self {
-            Value::Bool(_) => ColumnType::Bool,
-            Value::Int(_) => ColumnType::Int,
-            Value::Float(_) => ColumnType::Float,
-            Value::Text(_) => ColumnType::Text,
-        }
-    }
-
-    /// The value as a bool, for bool columns.
-    pub fn as_bool(&self) -> Option<bool> {
-        match *self {
-            Value::Bool(value) => Some(value),
-            _ => None,
-        }
-    }
-
-    /// The value as an integer, for int columns.
-    pub fn as_i64(&self) -> Option<i64> {
-        match *self {
-            Value::Int(value) => Some(value),
-            _ => None,
-        }
-    }
-
-    /// The value as a float, for float and int columns.
-    pub fn as_f64(&self) -> Option<f64> {
-        match *self {
-            Value::Float(value) => Some(value),
-            Value::Int(value) => Some(value as f64),
-            _ => None,
-        }
-    }
-
-    /// The value as text, for text columns.
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Value::Text(value) => Some(value),
-            _ => None,
         }
     }
 }

@@ -1,6 +1,9 @@
 //! [`ModuleOutputs`]: the columnar results of every module for one batch.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use nightjar_core::{Alert, ModuleValues};
 
 use serde::Serialize;
 
@@ -83,23 +86,38 @@ impl ModuleOutputs {
 
     /// Every output of one alert as a flat JSON object `{"column": value-or-null, ...}`.
     pub fn alert_json(&self, alert_index: usize) -> serde_json::Value {
-        let map =
-            self.columns
-                .iter()
-                .map(|column| {
-                    let value = column.values.get(alert_index).and_then(Option::as_ref).map_or(
-                        serde_json::Value::Null,
-                        |value| match value {
-                            Value::Bool(value) => serde_json::Value::from(*value),
-                            Value::Int(value) => serde_json::Value::from(*value),
-                            Value::Float(value) => serde_json::Value::from(*value),
-                            Value::Text(value) => serde_json::Value::from(value.as_str()),
-                        },
-                    );
-                    (column.name.clone(), value)
-                })
-                .collect();
+        let map = self
+            .columns
+            .iter()
+            .map(|column| {
+                let value = column.values.get(alert_index).and_then(Option::as_ref);
+                (
+                    column.name.clone(),
+                    value.map_or(serde_json::Value::Null, Value::to_json),
+                )
+            })
+            .collect();
         serde_json::Value::Object(map)
+    }
+
+    /// Copies every non-null output into its alert's [`Alert::module_values`] (replacing what
+    /// was there), so the store and the output streams carry them with the alert. `alerts` is
+    /// the batch these outputs were computed for.
+    pub fn attach_to(&self, alerts: &mut [Alert]) {
+        let names: Vec<Arc<str>> = self
+            .columns
+            .iter()
+            .map(|column| Arc::from(column.name.as_str()))
+            .collect();
+        for (alert_index, alert) in alerts.iter_mut().enumerate() {
+            let mut values = ModuleValues::new();
+            for (column, name) in self.columns.iter().zip(&names) {
+                if let Some(Some(value)) = column.values.get(alert_index) {
+                    values.push(Arc::clone(name), value.clone());
+                }
+            }
+            alert.module_values = values;
+        }
     }
 
     /// Adds a column; the runner calls this once per declared output. A column already present

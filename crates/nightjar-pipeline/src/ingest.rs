@@ -1,6 +1,7 @@
-//! The ingestion loop: read a micro-batch of messages, decode it, store the alerts and the
-//! dead letters, and report. Decoding runs on its own thread, one batch ahead of the store, with
-//! a bounded queue between them, so memory stays flat however long the input is.
+//! The ingestion loop: read a micro-batch of messages, decode it, run the science modules on
+//! it, store the alerts (with the modules' outputs) and the dead letters, and report. Decoding
+//! and the modules run on their own thread, one batch ahead of the store, with a bounded queue
+//! between them, so memory stays flat however long the input is.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nightjar_core::Alert;
 use nightjar_decode::Decoder;
+use nightjar_modules::{ModuleRunner, ModuleStats};
 use nightjar_registry::{SchemaRegistry, decode_with_registry};
 use nightjar_store::{DeadLetter, Store, StoreError, WriteSummary};
 use thiserror::Error;
@@ -56,6 +58,12 @@ pub struct IngestSummary {
     pub stored: WriteSummary,
     /// Micro-batches written.
     pub batches: u64,
+    /// Per science module: alerts, time, errors and panics (empty when no module ran).
+    pub modules: Vec<ModuleStats>,
+    /// Time spent decoding, in the science modules, and storing.
+    pub decode_time: Duration,
+    pub modules_time: Duration,
+    pub store_time: Duration,
     pub elapsed: Duration,
 }
 
@@ -81,8 +89,11 @@ pub struct Progress {
 /// A decoded micro-batch on its way to the store.
 struct DecodedBatch {
     n_messages: u64,
+    /// Alerts with their module outputs attached.
     alerts: Vec<Alert>,
     dead_letters: Vec<DeadLetter>,
+    decode_time: Duration,
+    modules_time: Duration,
 }
 
 fn now_unix() -> i64 {
@@ -136,11 +147,13 @@ pub fn decode_batch(
     (alerts, dead_letters)
 }
 
-/// Runs a source to its end into the store.
+/// Runs a source to its end into the store, running `modules` (which may hold no module) on
+/// every batch before it is stored.
 pub async fn ingest<S: MessageSource>(
     mut source: S,
     decoder: Decoder,
     registry: Option<SchemaRegistry>,
+    modules: ModuleRunner,
     store: Arc<dyn Store>,
     config: IngestConfig,
     mut on_progress: impl FnMut(Progress),
@@ -148,6 +161,8 @@ pub async fn ingest<S: MessageSource>(
     let started = Instant::now();
     // Two batches in flight at most: one being decoded, one being stored.
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<DecodedBatch, SourceError>>(1);
+    // The module statistics come back when the decoding thread ends.
+    let (stats_sender, stats_receiver) = std::sync::mpsc::channel::<Vec<ModuleStats>>();
     let batch_size = config.batch_size;
     let keep_cutouts = config.keep_cutouts;
     let decoding = std::thread::Builder::new()
@@ -155,26 +170,36 @@ pub async fn ingest<S: MessageSource>(
         .spawn(move || {
             let mut decoder = decoder;
             let mut registry = registry;
+            let mut modules = modules;
             loop {
                 let batch = match source.next_batch(batch_size) {
                     Ok(Some(messages)) => {
                         let n_messages = messages.len() as u64;
-                        let (alerts, dead_letters) =
+                        let decode_started = Instant::now();
+                        let (mut alerts, dead_letters) =
                             decode_batch(&mut decoder, registry.as_mut(), messages, keep_cutouts);
+                        let modules_started = Instant::now();
+                        if !modules.modules().is_empty() {
+                            modules.run(&alerts).attach_to(&mut alerts);
+                        }
                         Ok(DecodedBatch {
                             n_messages,
                             alerts,
                             dead_letters,
+                            decode_time: modules_started - decode_started,
+                            modules_time: modules_started.elapsed(),
                         })
                     }
-                    Ok(None) => return,
+                    Ok(None) => break,
                     Err(error) => Err(error),
                 };
                 let stop = batch.is_err();
                 if sender.blocking_send(batch).is_err() || stop {
-                    return;
+                    break;
                 }
             }
+            // The receiver may be gone already (ingestion failed); the stats are then unused.
+            let _ = stats_sender.send(modules.stats().to_vec());
         })
         .map_err(|_| IngestError::DecoderGone)?;
 
@@ -186,6 +211,7 @@ pub async fn ingest<S: MessageSource>(
             batch: batch_index,
             error,
         };
+        let store_started = Instant::now();
         if !batch.dead_letters.is_empty() {
             store
                 .write_dead_letters(&batch.dead_letters)
@@ -193,6 +219,9 @@ pub async fn ingest<S: MessageSource>(
                 .map_err(store_error)?;
         }
         let written = store.write_batch(&batch.alerts).await.map_err(store_error)?;
+        summary.store_time += store_started.elapsed();
+        summary.decode_time += batch.decode_time;
+        summary.modules_time += batch.modules_time;
         summary.stored.add(&written);
         summary.messages += batch.n_messages;
         summary.alerts_read += batch.alerts.len() as u64;
@@ -217,6 +246,7 @@ pub async fn ingest<S: MessageSource>(
     }
     drop(receiver);
     decoding.join().map_err(|_| IngestError::DecoderGone)?;
+    summary.modules = stats_receiver.recv().unwrap_or_default();
     summary.elapsed = started.elapsed();
     Ok(summary)
 }

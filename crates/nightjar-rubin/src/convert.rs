@@ -32,8 +32,8 @@ use std::sync::Arc;
 use nightjar_core::photometry::{flux_err_to_mag_err, flux_to_mag};
 use nightjar_core::raw::{FieldValue, RawRecord};
 use nightjar_core::{
-    Alert, Band, Cutout, CutoutKind, DecodeErrorKind, Detection, ForcedPhotometry, RawAlert, RawBytes, Survey,
-    UpperLimit,
+    Alert, Band, Cutout, CutoutKind, DecodeErrorKind, Detection, ForcedPhotometry, ModuleValues, RawAlert, RawBytes,
+    Survey, UpperLimit,
 };
 
 use crate::wire::{DiaForcedSource, DiaNondetectionLimit, DiaSource, RubinAlert};
@@ -130,6 +130,7 @@ pub fn to_alert(raw: RubinAlert, schema_version: &str) -> Result<Alert, DecodeEr
         forced_photometry,
         cutouts,
         raw: Arc::new(raw),
+        module_values: ModuleValues::new(),
     })
 }
 

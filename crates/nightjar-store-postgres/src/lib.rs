@@ -30,8 +30,8 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use nightjar_core::{Alert, Survey};
 use nightjar_store::{
-    AlertRow, CutoutRow, DeadLetter, LightCurve, Night, NightCount, ObjectSummary, PruneSummary, Store, StoreCounts,
-    StoreError, TimeWindow, WriteSummary,
+    AlertRow, ClassCount, CutoutRow, DeadLetter, LightCurve, Night, NightCount, ObjectSummary, PruneSummary, Store,
+    StoreCounts, StoreError, TimeWindow, WriteSummary,
 };
 
 mod error;
@@ -304,11 +304,21 @@ impl Store for PostgresStore {
             .map_err(self.inner.read_failed())
     }
 
-    async fn latest_alerts(&self, window: TimeWindow, limit: usize) -> Result<Vec<AlertRow>, StoreError> {
+    async fn latest_alerts(
+        &self,
+        window: TimeWindow,
+        class: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AlertRow>, StoreError> {
         let client = self.inner.client().await?;
-        read::latest_alerts(&client, window, limit)
+        read::latest_alerts(&client, window, class, limit)
             .await
             .map_err(self.inner.read_failed())
+    }
+
+    async fn classes(&self) -> Result<Vec<ClassCount>, StoreError> {
+        let client = self.inner.client().await?;
+        read::classes(&client).await.map_err(self.inner.read_failed())
     }
 
     async fn alert(&self, survey: Survey, source_id: i64) -> Result<Option<AlertRow>, StoreError> {

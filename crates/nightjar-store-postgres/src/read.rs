@@ -6,11 +6,11 @@
 use tokio_postgres::{Client, IsolationLevel, Row};
 
 use nightjar_core::{Band, CutoutKind, Survey};
-use nightjar_store::rows::survey_from_name;
+use nightjar_store::rows::{parse_module_values, survey_from_name};
 use nightjar_store::sky::{angular_distance_deg, cone_ranges, sort_nearest_first};
 use nightjar_store::{
-    AlertRow, CutoutRow, DeadLetter, DetectionRow, ForcedPhotometryRow, LightCurve, Night, NightCount, ObjectSummary,
-    StoreCounts, StoreError, TimeWindow, UpperLimitRow,
+    AlertRow, ClassCount, CutoutRow, DeadLetter, DetectionRow, ForcedPhotometryRow, LightCurve, Night, NightCount,
+    ObjectSummary, StoreCounts, StoreError, TimeWindow, UpperLimitRow,
 };
 
 use crate::error::{Failed, failed};
@@ -138,23 +138,30 @@ fn detection_from_row(row: &Row, first: usize) -> Result<DetectionRow, ReadError
     })
 }
 
-/// Reads an alert row: `DETECTION_COLUMNS`, then schema version, solar-system name, raw JSON.
+/// Reads an alert row: `DETECTION_COLUMNS`, then schema version, solar-system name, raw JSON,
+/// module outputs (JSON text) and class.
 fn alert_from_row(row: &Row) -> Result<AlertRow, ReadError> {
     let raw: &str = row.try_get(N_DETECTION_COLUMNS + 2)?;
     let raw_detection = serde_json::from_str(raw)
         .map_err(|error| ReadError::value(N_DETECTION_COLUMNS + 2, format!("invalid raw detection JSON: {error}")))?;
+    let modules: &str = row.try_get(N_DETECTION_COLUMNS + 3)?;
+    let modules = parse_module_values(modules)
+        .map_err(|error| ReadError::value(N_DETECTION_COLUMNS + 3, format!("invalid module outputs JSON: {error}")))?;
     Ok(AlertRow {
         detection: detection_from_row(row, 0)?,
         schema_version: row.try_get(N_DETECTION_COLUMNS)?,
         solar_system_name: row.try_get(N_DETECTION_COLUMNS + 1)?,
         raw_detection,
+        modules,
+        class: row.try_get(N_DETECTION_COLUMNS + 4)?,
     })
 }
 
 /// `SELECT` of alert rows: the triggering detection joined to the alert.
 fn alert_select(condition: &str) -> String {
     format!(
-        "SELECT {DETECTION_COLUMNS}, a.schema_version, a.solar_system_name, a.raw_detection
+        "SELECT {DETECTION_COLUMNS}, a.schema_version, a.solar_system_name, a.raw_detection, a.modules::text,
+             a.class
          FROM alerts a JOIN detections d ON d.survey = a.survey AND d.source_id = a.source_id
          WHERE {condition}"
     )
@@ -320,6 +327,7 @@ pub(crate) async fn cone_search(
 pub(crate) async fn latest_alerts(
     client: &Client,
     window: TimeWindow,
+    class: Option<&str>,
     limit: usize,
 ) -> Result<Vec<AlertRow>, ReadFailure> {
     collect(
@@ -327,10 +335,27 @@ pub(crate) async fn latest_alerts(
         "reading the latest alerts",
         &format!(
             "{} ORDER BY a.mjd DESC, a.survey, a.source_id DESC LIMIT $3",
-            alert_select("a.mjd >= $1 AND a.mjd < $2")
+            alert_select("a.mjd >= $1 AND a.mjd < $2 AND ($4::text IS NULL OR a.class = $4)")
         ),
-        &[&window.start_mjd, &window.end_mjd, &limit_value(limit)],
+        &[&window.start_mjd, &window.end_mjd, &limit_value(limit), &class],
         alert_from_row,
+    )
+    .await
+}
+
+pub(crate) async fn classes(client: &Client) -> Result<Vec<ClassCount>, ReadFailure> {
+    collect(
+        client,
+        "reading the classes",
+        "SELECT class, COUNT(*) FROM alerts WHERE class IS NOT NULL GROUP BY class ORDER BY COUNT(*) DESC, class",
+        &[],
+        |row| {
+            let alerts: i64 = row.try_get(1)?;
+            Ok(ClassCount {
+                class: row.try_get(0)?,
+                alerts: alerts.try_into().unwrap_or(0),
+            })
+        },
     )
     .await
 }

@@ -30,11 +30,26 @@ pub(crate) struct Migration {
 }
 
 /// Every step, oldest first.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "objects, detections, upper limits, forced photometry, alerts, dead letters, cutouts",
-    sql: SCHEMA_V1,
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "objects, detections, upper limits, forced photometry, alerts, dead letters, cutouts",
+        sql: SCHEMA_V1,
+    },
+    Migration {
+        version: 2,
+        description: "science-module outputs and class of each alert",
+        sql: SCHEMA_V2,
+    },
+];
+
+/// Science-module outputs: `modules` is a JSON object of every non-null output by column name;
+/// `class` the `class` output, indexed for the latest alerts of a class.
+const SCHEMA_V2: &str = "
+ALTER TABLE alerts ADD COLUMN modules jsonb NOT NULL DEFAULT '{}';
+ALTER TABLE alerts ADD COLUMN class text;
+CREATE INDEX alerts_class ON alerts (class, mjd) WHERE class IS NOT NULL;
+";
 
 /// The key of the session advisory lock held while migrating ("nightjar" in ASCII).
 pub(crate) const MIGRATION_LOCK_KEY: i64 = 0x6e69_6768_746a_6172;

@@ -15,7 +15,8 @@ use tokio_postgres::{Client, Transaction};
 
 use nightjar_core::{Alert, Band, Survey};
 use nightjar_store::rows::{
-    DetectionInsert, SummaryAccumulator, SummaryValues, band_key, batch_detections, solar_system_name, survey_from_name,
+    DetectionInsert, SummaryAccumulator, SummaryValues, alert_class, band_key, batch_detections, module_values_json,
+    solar_system_name, survey_from_name,
 };
 use nightjar_store::sky::healpix_of;
 use nightjar_store::{DeadLetter, Night, PruneSummary, WriteSummary};
@@ -395,9 +396,13 @@ async fn insert_alerts(
     transaction
         .execute(
             "INSERT INTO alerts (survey, source_id, object_id, mjd, night, schema_version, solar_system_name,
-                 raw_detection)
-             SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::float8[], $5::int4[], $6::text[],
-                 $7::text[], $8::text[])
+                 raw_detection, modules, class)
+             SELECT survey, source_id, object_id, mjd, night, schema_version, solar_system_name, raw_detection,
+                 modules::jsonb, class
+             FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::float8[], $5::int4[], $6::text[],
+                 $7::text[], $8::text[], $9::text[], $10::text[])
+                 AS batch (survey, source_id, object_id, mjd, night, schema_version, solar_system_name,
+                     raw_detection, modules, class)
              ON CONFLICT DO NOTHING",
             &[
                 &order.iter().map(|i| alert(i).survey.as_str()).collect::<Vec<_>>(),
@@ -414,6 +419,8 @@ async fn insert_alerts(
                     .collect::<Vec<_>>(),
                 &order.iter().map(|i| solar_system_name(alert(i))).collect::<Vec<_>>(),
                 &order.iter().map(|i| raw_detections[*i].as_str()).collect::<Vec<_>>(),
+                &order.iter().map(|i| module_values_json(alert(i))).collect::<Vec<_>>(),
+                &order.iter().map(|i| alert_class(alert(i))).collect::<Vec<_>>(),
             ],
         )
         .await

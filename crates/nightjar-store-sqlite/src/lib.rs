@@ -30,8 +30,8 @@ use rusqlite::{Connection, OpenFlags};
 
 use nightjar_core::{Alert, Survey};
 use nightjar_store::{
-    AlertRow, CutoutRow, DeadLetter, LightCurve, Night, NightCount, ObjectSummary, PruneSummary, Store, StoreCounts,
-    StoreError, TimeWindow, WriteSummary,
+    AlertRow, ClassCount, CutoutRow, DeadLetter, LightCurve, Night, NightCount, ObjectSummary, PruneSummary, Store,
+    StoreCounts, StoreError, TimeWindow, WriteSummary,
 };
 
 mod error;
@@ -349,11 +349,23 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn latest_alerts(&self, window: TimeWindow, limit: usize) -> Result<Vec<AlertRow>, StoreError> {
+    async fn latest_alerts(
+        &self,
+        window: TimeWindow,
+        class: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AlertRow>, StoreError> {
+        let class = class.map(str::to_string);
         self.run(move |inner| {
-            inner.with_reader(|connection| read::latest_alerts(connection, &inner.path, window, limit))
+            inner
+                .with_reader(|connection| read::latest_alerts(connection, &inner.path, window, class.as_deref(), limit))
         })
         .await
+    }
+
+    async fn classes(&self) -> Result<Vec<ClassCount>, StoreError> {
+        self.run(move |inner| inner.with_reader(|connection| read::classes(connection, &inner.path)))
+            .await
     }
 
     async fn alert(&self, survey: Survey, source_id: i64) -> Result<Option<AlertRow>, StoreError> {

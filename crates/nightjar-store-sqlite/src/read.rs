@@ -4,11 +4,11 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use nightjar_core::{Band, CutoutKind, Survey};
-use nightjar_store::rows::survey_from_name;
+use nightjar_store::rows::{parse_module_values, survey_from_name};
 use nightjar_store::sky::{angular_distance_deg, cone_ranges, sort_nearest_first};
 use nightjar_store::{
-    AlertRow, CutoutRow, DeadLetter, DetectionRow, ForcedPhotometryRow, LightCurve, Night, NightCount, ObjectSummary,
-    StoreCounts, StoreError, TimeWindow, UpperLimitRow,
+    AlertRow, ClassCount, CutoutRow, DeadLetter, DetectionRow, ForcedPhotometryRow, LightCurve, Night, NightCount,
+    ObjectSummary, StoreCounts, StoreError, TimeWindow, UpperLimitRow,
 };
 
 use crate::error::map_sqlite;
@@ -87,24 +87,31 @@ fn detection_from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Detection
     })
 }
 
-/// Reads an alert row: `DETECTION_COLUMNS`, then schema version, solar-system name, raw JSON.
+/// Reads an alert row: `DETECTION_COLUMNS`, then schema version, solar-system name, raw JSON,
+/// module outputs (JSON) and class.
 fn alert_from_row(row: &Row<'_>) -> rusqlite::Result<AlertRow> {
     let raw: String = row.get(N_DETECTION_COLUMNS + 2)?;
     let raw_detection = serde_json::from_str(&raw).map_err(|error| {
         rusqlite::Error::FromSqlConversionFailure(N_DETECTION_COLUMNS + 2, Type::Text, error.into())
+    })?;
+    let modules: String = row.get(N_DETECTION_COLUMNS + 3)?;
+    let modules = parse_module_values(&modules).map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(N_DETECTION_COLUMNS + 3, Type::Text, error.into())
     })?;
     Ok(AlertRow {
         detection: detection_from_row(row, 0)?,
         schema_version: row.get(N_DETECTION_COLUMNS)?,
         solar_system_name: row.get(N_DETECTION_COLUMNS + 1)?,
         raw_detection,
+        modules,
+        class: row.get(N_DETECTION_COLUMNS + 4)?,
     })
 }
 
 /// `SELECT` of alert rows: the triggering detection joined to the alert.
 fn alert_select(condition: &str) -> String {
     format!(
-        "SELECT {DETECTION_COLUMNS}, a.schema_version, a.solar_system_name, a.raw_detection
+        "SELECT {DETECTION_COLUMNS}, a.schema_version, a.solar_system_name, a.raw_detection, a.modules, a.class
          FROM alerts a JOIN detections d ON d.survey = a.survey AND d.source_id = a.source_id
          WHERE {condition}"
     )
@@ -252,6 +259,7 @@ pub(crate) fn latest_alerts(
     connection: &Connection,
     path: &str,
     window: TimeWindow,
+    class: Option<&str>,
     limit: usize,
 ) -> Result<Vec<AlertRow>, StoreError> {
     collect(
@@ -260,10 +268,26 @@ pub(crate) fn latest_alerts(
         "reading the latest alerts",
         &format!(
             "{} ORDER BY a.mjd DESC, a.survey, a.source_id DESC LIMIT ?3",
-            alert_select("a.mjd >= ?1 AND a.mjd < ?2")
+            alert_select("a.mjd >= ?1 AND a.mjd < ?2 AND (?4 IS NULL OR a.class = ?4)")
         ),
-        params![window.start_mjd, window.end_mjd, limit_value(limit)],
+        params![window.start_mjd, window.end_mjd, limit_value(limit), class],
         alert_from_row,
+    )
+}
+
+pub(crate) fn classes(connection: &Connection, path: &str) -> Result<Vec<ClassCount>, StoreError> {
+    collect(
+        connection,
+        path,
+        "reading the classes",
+        "SELECT class, COUNT(*) FROM alerts WHERE class IS NOT NULL GROUP BY class ORDER BY COUNT(*) DESC, class",
+        [],
+        |row| {
+            Ok(ClassCount {
+                class: row.get(0)?,
+                alerts: row.get::<_, i64>(1)?.try_into().unwrap_or(0),
+            })
+        },
     )
 }
 

@@ -24,11 +24,26 @@ pub(crate) struct Migration {
 }
 
 /// Every step, oldest first.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "objects, detections, upper limits, forced photometry, alerts, dead letters, cutouts",
-    sql: SCHEMA_V1,
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "objects, detections, upper limits, forced photometry, alerts, dead letters, cutouts",
+        sql: SCHEMA_V1,
+    },
+    Migration {
+        version: 2,
+        description: "science-module outputs and class of each alert",
+        sql: SCHEMA_V2,
+    },
+];
+
+/// Science-module outputs: `modules` is a JSON object of every non-null output by column name;
+/// `class` the `class` output, indexed for the latest alerts of a class.
+const SCHEMA_V2: &str = "
+ALTER TABLE alerts ADD COLUMN modules TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE alerts ADD COLUMN class TEXT;
+CREATE INDEX alerts_class ON alerts (class, mjd) WHERE class IS NOT NULL;
+";
 
 /// The newest schema version this code knows.
 pub(crate) fn latest_version() -> i64 {

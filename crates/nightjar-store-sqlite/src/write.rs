@@ -11,7 +11,8 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
 use nightjar_core::{Alert, Band, Survey};
 use nightjar_store::rows::{
-    RawPathCache, SummaryAccumulator, SummaryValues, band_key, batch_detections, solar_system_name,
+    RawPathCache, SummaryAccumulator, SummaryValues, alert_class, band_key, batch_detections, module_values_json,
+    solar_system_name,
 };
 use nightjar_store::sky::healpix_of;
 use nightjar_store::{DeadLetter, Night, PruneSummary, StoreError, WriteSummary};
@@ -245,8 +246,8 @@ impl Writer {
             let mut insert = transaction
                 .prepare_cached(
                     "INSERT INTO alerts (survey, source_id, object_id, mjd, night, schema_version, solar_system_name,
-                         raw_detection)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+                         raw_detection, modules, class)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
                 )
                 .map_err(failed(path, "preparing the alert insert"))?;
             for &index in &alert_order {
@@ -261,6 +262,8 @@ impl Writer {
                         alert.schema_version,
                         solar_system_name(alert),
                         raw_detections[index],
+                        module_values_json(alert),
+                        alert_class(alert),
                     ])
                     .map_err(failed(path, "inserting alerts"))? as u64;
             }

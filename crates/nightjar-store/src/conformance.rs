@@ -69,6 +69,7 @@ pub const CHECK_NAMES: &[&str] = &[
     "counts_per_night_uses_observing_nights",
     "dead_letters_roundtrip",
     "prune_removes_older_nights",
+    "module_outputs_and_classes",
 ];
 
 /// Defines a backend's conformance tests: one `#[tokio::test]` per check, named for it (so a
@@ -101,6 +102,7 @@ macro_rules! conformance_tests {
             counts_per_night_uses_observing_nights,
             dead_letters_roundtrip,
             prune_removes_older_nights,
+            module_outputs_and_classes,
         );
     };
     (@checks $factory:expr; $($check:ident),* $(,)?) => {
@@ -145,6 +147,7 @@ pub async fn run_all(make_store: impl StoreFactory) -> Result<(), StoreError> {
     counts_per_night_uses_observing_nights(factory).await?;
     dead_letters_roundtrip(factory).await?;
     prune_removes_older_nights(factory).await?;
+    module_outputs_and_classes(factory).await?;
     Ok(())
 }
 
@@ -457,7 +460,7 @@ pub async fn empty_store_reads_nothing(factory: &dyn StoreFactory) -> Result<(),
     );
     assert!(store.light_curve(Survey::Ztf, ZTF_LIGHT_CURVE_OBJECT).await?.is_none());
     assert!(store.cone_search(0.8, 16.1, 1.0, TimeWindow::ALL).await?.is_empty());
-    assert!(store.latest_alerts(TimeWindow::ALL, 10).await?.is_empty());
+    assert!(store.latest_alerts(TimeWindow::ALL, None, 10).await?.is_empty());
     assert!(store.alert(Survey::Ztf, 1).await?.is_none());
     assert!(store.solar_system_alerts("113410", 10).await?.is_empty());
     assert!(store.cutouts(Survey::Rubin, 1).await?.is_empty());
@@ -981,7 +984,7 @@ pub async fn latest_alerts_order_and_limit(factory: &dyn StoreFactory) -> Result
     let mut by_time: Vec<&Alert> = alerts.iter().collect();
     by_time.sort_by(|a, b| b.detection.mjd.total_cmp(&a.detection.mjd));
 
-    let latest = store.latest_alerts(TimeWindow::ALL, 5).await?;
+    let latest = store.latest_alerts(TimeWindow::ALL, None, 5).await?;
     assert_eq!(latest.len(), 5, "limit");
     assert!(
         latest
@@ -995,7 +998,7 @@ pub async fn latest_alerts_order_and_limit(factory: &dyn StoreFactory) -> Result
     );
     assert_eq!(latest[4].detection.mjd, by_time[4].detection.mjd);
 
-    let all = store.latest_alerts(TimeWindow::ALL, 1000).await?;
+    let all = store.latest_alerts(TimeWindow::ALL, None, 1000).await?;
     assert_eq!(all.len(), alerts.len(), "every alert");
     assert!(all.iter().all(|row| row.detection.is_alert));
 
@@ -1004,11 +1007,14 @@ pub async fn latest_alerts_order_and_limit(factory: &dyn StoreFactory) -> Result
         start_mjd: light_curve[2].detection.mjd,
         end_mjd: light_curve[8].detection.mjd,
     };
-    let in_window = store.latest_alerts(window, 100).await?;
+    let in_window = store.latest_alerts(window, None, 100).await?;
     let ids: Vec<i64> = in_window.iter().map(|row| row.detection.source_id).collect();
     let expected: Vec<i64> = light_curve[2..8].iter().rev().map(Alert::source_id).collect();
     assert_eq!(ids, expected, "alerts in [start, end), newest first");
-    assert!(store.latest_alerts(TimeWindow::ALL, 0).await?.is_empty(), "limit 0");
+    assert!(
+        store.latest_alerts(TimeWindow::ALL, None, 0).await?.is_empty(),
+        "limit 0"
+    );
     Ok(())
 }
 
@@ -1317,5 +1323,91 @@ pub async fn prune_removes_older_nights(factory: &dyn StoreFactory) -> Result<()
 
     let again = store.prune(before).await?;
     assert_eq!(again, crate::PruneSummary::default(), "pruning twice");
+    Ok(())
+}
+
+/// Science-module outputs are stored with the alert and read back as they were; the `class`
+/// output selects the latest alerts of a class and is counted by `classes`.
+pub async fn module_outputs_and_classes(factory: &dyn StoreFactory) -> Result<(), StoreError> {
+    use nightjar_core::Value;
+    let store = factory.make().await?;
+    let mut alerts = all_alerts();
+    let classes = ["SN candidate", "Solar System MPC", "SN candidate"];
+    for (index, alert) in alerts.iter_mut().enumerate() {
+        let mut values = nightjar_core::ModuleValues::new();
+        values.push("real_bogus".into(), Value::Float(0.25 + index as f64 / 1000.0));
+        values.push("is_good_quality".into(), Value::Bool(index % 2 == 0));
+        values.push("roid".into(), Value::Int(index as i64 % 4));
+        values.push("lc_features_g.amplitude".into(), Value::Float(1.5));
+        if let Some(class) = classes.get(index % 5) {
+            values.push(crate::rows::CLASS_COLUMN.into(), Value::Text((*class).to_string()));
+        }
+        alert.module_values = values;
+    }
+    store.write_batch(&alerts).await?;
+    for alert in &alerts {
+        let row = store
+            .alert(alert.survey, alert.source_id())
+            .await?
+            .unwrap_or_else(|| panic!("alert {} {} not found", alert.survey, alert.source_id()));
+        assert_eq!(
+            row.modules,
+            alert.module_values.to_json(),
+            "module outputs of {}",
+            alert.source_id()
+        );
+        assert_eq!(
+            row.class.as_deref(),
+            crate::rows::alert_class(alert),
+            "class of {}",
+            alert.source_id()
+        );
+    }
+
+    let expected_sn: Vec<i64> = {
+        let mut sn: Vec<&Alert> = alerts
+            .iter()
+            .filter(|alert| crate::rows::alert_class(alert) == Some("SN candidate"))
+            .collect();
+        sn.sort_by(|a, b| b.detection.mjd.total_cmp(&a.detection.mjd));
+        sn.iter().map(|alert| alert.source_id()).collect()
+    };
+    assert!(!expected_sn.is_empty());
+    let latest = store.latest_alerts(TimeWindow::ALL, Some("SN candidate"), 1000).await?;
+    let mut ids: Vec<i64> = latest.iter().map(|row| row.detection.source_id).collect();
+    let mut expected_sorted = expected_sn.clone();
+    ids.sort_unstable();
+    expected_sorted.sort_unstable();
+    assert_eq!(ids, expected_sorted, "the alerts of one class");
+    assert!(latest.iter().all(|row| row.class.as_deref() == Some("SN candidate")));
+    assert!(
+        latest
+            .windows(2)
+            .all(|pair| pair[0].detection.mjd >= pair[1].detection.mjd),
+        "newest first"
+    );
+    assert!(
+        store
+            .latest_alerts(TimeWindow::ALL, Some("Kilonova"), 10)
+            .await?
+            .is_empty(),
+        "unknown class"
+    );
+
+    let counts = store.classes().await?;
+    let count_of = |class: &str| {
+        counts
+            .iter()
+            .find(|count| count.class == class)
+            .map(|count| count.alerts)
+    };
+    assert_eq!(count_of("SN candidate"), Some(expected_sn.len() as u64));
+    let mpc = alerts
+        .iter()
+        .filter(|alert| crate::rows::alert_class(alert) == Some("Solar System MPC"))
+        .count() as u64;
+    assert_eq!(count_of("Solar System MPC"), Some(mpc));
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    assert!(counts[0].alerts >= counts[1].alerts, "most common first");
     Ok(())
 }

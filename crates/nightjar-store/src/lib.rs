@@ -166,6 +166,17 @@ pub struct AlertRow {
     pub solar_system_name: Option<String>,
     /// The triggering detection's raw survey record (ZTF `candidate`, Rubin `diaSource`) as JSON.
     pub raw_detection: serde_json::Value,
+    /// The science modules' outputs for this alert, by column name (nulls absent).
+    pub modules: serde_json::Map<String, serde_json::Value>,
+    /// The alert's class: the `class` output of the science modules, if one gave it.
+    pub class: Option<String>,
+}
+
+/// How many stored alerts have one class.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassCount {
+    pub class: String,
+    pub alerts: u64,
 }
 
 /// A time window, MJD, start inclusive, end exclusive.
@@ -268,8 +279,17 @@ pub trait Store: Send + Sync {
         window: TimeWindow,
     ) -> Result<Vec<(ObjectSummary, f64)>, StoreError>;
 
-    /// Alerts received in the window, newest first, at most `limit`.
-    async fn latest_alerts(&self, window: TimeWindow, limit: usize) -> Result<Vec<AlertRow>, StoreError>;
+    /// Alerts received in the window, newest first, at most `limit`; only those of `class`
+    /// when given.
+    async fn latest_alerts(
+        &self,
+        window: TimeWindow,
+        class: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AlertRow>, StoreError>;
+
+    /// Every class that stored alerts have, with its number of alerts, most common first.
+    async fn classes(&self) -> Result<Vec<ClassCount>, StoreError>;
 
     /// The alert whose triggering detection has this source id.
     async fn alert(&self, survey: Survey, source_id: i64) -> Result<Option<AlertRow>, StoreError>;

@@ -123,6 +123,31 @@ impl SummaryAccumulator {
     }
 }
 
+/// The science-module output whose value is the alert's class, stored in its own indexed
+/// column for `latest_alerts` by class.
+pub const CLASS_COLUMN: &str = "class";
+
+/// The alert's class: its [`CLASS_COLUMN`] module output, when that is text.
+pub fn alert_class(alert: &Alert) -> Option<&str> {
+    alert
+        .module_values
+        .get(CLASS_COLUMN)
+        .and_then(nightjar_core::Value::as_str)
+}
+
+/// The alert's science-module outputs as JSON object text (nulls absent), for the store.
+pub fn module_values_json(alert: &Alert) -> String {
+    serde_json::to_string(&alert.module_values).unwrap_or_else(|_| "{}".to_string())
+}
+
+/// Parses stored module outputs; text that is not a JSON object gives an error naming it.
+pub fn parse_module_values(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, serde_json::Error> {
+    if text.is_empty() {
+        return Ok(serde_json::Map::new());
+    }
+    serde_json::from_str(text)
+}
+
 /// The solar-system object the survey associated with the alert: ZTF `candidate.ssnamenr`; Rubin
 /// the designation from `ssSource`, `mpc_orbits` or `MPCORB`. Empty and `"null"` mean none.
 pub fn solar_system_name(alert: &Alert) -> Option<String> {

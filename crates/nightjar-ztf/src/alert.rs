@@ -5,7 +5,8 @@ use std::sync::Arc;
 use nightjar_avro::WriterSchema;
 use nightjar_core::photometry::{AB_ZERO_POINT_NJY, jd_to_mjd, mag_err_to_flux_err, mag_to_flux};
 use nightjar_core::{
-    Alert, Band, Cutout, CutoutKind, DecodeErrorKind, Detection, ForcedPhotometry, Scalar, Survey, UpperLimit,
+    Alert, Band, Cutout, CutoutKind, DecodeErrorKind, Detection, ForcedPhotometry, ModuleValues, Scalar, Survey,
+    UpperLimit,
 };
 
 use crate::version::{bundled_schema, schema_version};
@@ -93,6 +94,7 @@ pub(crate) fn to_alert_with_version(raw: ZtfAlert, schema_version: String) -> Re
         forced_photometry,
         cutouts,
         raw,
+        module_values: ModuleValues::new(),
     })
 }
 

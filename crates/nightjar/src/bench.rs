@@ -325,6 +325,7 @@ fn ingest(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
             source,
             Decoder::new(),
             None,
+            nightjar_modules::ModuleRunner::new(Vec::new())?,
             store_dyn,
             config,
             |_| {},

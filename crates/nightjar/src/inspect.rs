@@ -46,8 +46,7 @@ pub fn run(config: &Config, args: InspectArgs) -> anyhow::Result<ExitCode> {
         .map(|url| SchemaRegistry::new(url, Duration::from_millis(config.schema_registry.timeout_ms)))
         .transpose()?;
     let mut modules = if args.enrich {
-        let modules = nightjar_modules::builtin_modules(&config.modules)?;
-        Some(nightjar_modules::ModuleRunner::new(modules)?)
+        Some(crate::run::module_runner(config)?)
     } else {
         None
     };

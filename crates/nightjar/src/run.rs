@@ -134,13 +134,28 @@ async fn ingest_into(
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         )
     };
-    let summary = nightjar_pipeline::ingest(source, decoder_for(config), registry, store, ingest_config, |step| {
-        progress.set_position(step.messages);
-        progress.set_message(format!("{} alerts", step.alerts));
-    })
+    let modules = module_runner(config)?;
+    let summary = nightjar_pipeline::ingest(
+        source,
+        decoder_for(config),
+        registry,
+        modules,
+        store,
+        ingest_config,
+        |step| {
+            progress.set_position(step.messages);
+            progress.set_message(format!("{} alerts", step.alerts));
+        },
+    )
     .await?;
     progress.finish_and_clear();
     Ok(summary)
+}
+
+/// The enabled built-in science modules, from the `[modules]` config, ready to run.
+pub fn module_runner(config: &Config) -> anyhow::Result<nightjar_modules::ModuleRunner> {
+    let modules = nightjar_modules::builtin_modules(&config.modules).context("building the science modules")?;
+    nightjar_modules::ModuleRunner::new(modules).context("ordering the science modules")
 }
 
 /// The run summary a person reads at the end.
@@ -161,10 +176,32 @@ pub fn print_summary(store_label: &str, summary: &IngestSummary) {
     eprintln!("  new upper limits     {:>10}", stored.new_upper_limits);
     eprintln!("  new forced phot.     {:>10}", stored.new_forced_photometry);
     eprintln!("  new cutouts          {:>10}", stored.new_cutouts);
-    eprintln!("  elapsed              {:>9.2}s", summary.elapsed.as_secs_f64());
+    eprintln!(
+        "  elapsed              {:>9.2}s (decode {:.2}s, modules {:.2}s, store {:.2}s)",
+        summary.elapsed.as_secs_f64(),
+        summary.decode_time.as_secs_f64(),
+        summary.modules_time.as_secs_f64(),
+        summary.store_time.as_secs_f64()
+    );
     eprintln!("  alerts/s             {:>10.0}", summary.alerts_per_second());
     if let Some(peak) = peak_rss_bytes() {
         eprintln!("  peak memory          {:>7.0} MB", peak as f64 / 1e6);
+    }
+    if !summary.modules.is_empty() {
+        eprintln!("  science modules           alerts/s   errors   panics  skipped");
+        for stats in &summary.modules {
+            let rate = stats
+                .alerts_per_second()
+                .map_or_else(|| "-".to_string(), |rate| format!("{rate:.0}"));
+            eprintln!(
+                "    {:<20} {:>10} {:>8} {:>8} {:>8}",
+                format!("{} {}", stats.module, stats.version),
+                rate,
+                stats.errors,
+                stats.panics,
+                stats.skipped
+            );
+        }
     }
     if summary.n_rejected() > 0 {
         eprintln!(

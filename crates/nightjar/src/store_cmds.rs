@@ -282,7 +282,7 @@ pub async fn query(config: &Config, args: QueryArgs) -> anyhow::Result<ExitCode>
             eprintln!("{} objects", found.len());
         }
         Query::Latest { n } => {
-            for alert in store.latest_alerts(TimeWindow::ALL, n).await? {
+            for alert in store.latest_alerts(TimeWindow::ALL, None, n).await? {
                 serde_json::to_writer(&mut out, &alert.detection)?;
                 writeln!(out)?;
             }

@@ -40,7 +40,11 @@ fn snapshot(data_dir: &Path) -> (StoreCounts, Vec<String>) {
         let store = SqliteStore::open_read_only(data_dir).expect("the store opens");
         let counts = store.counts().await.expect("counts");
         let mut objects = Vec::new();
-        for alert in store.latest_alerts(TimeWindow::ALL, usize::MAX).await.expect("alerts") {
+        for alert in store
+            .latest_alerts(TimeWindow::ALL, None, usize::MAX)
+            .await
+            .expect("alerts")
+        {
             let detection = &alert.detection;
             let light_curve = store
                 .light_curve(detection.survey, &detection.object_id)
@@ -66,6 +70,37 @@ fn run_stores_every_bundled_alert_and_a_rerun_changes_nothing() {
     assert_eq!(summary_value(&first, "rejected"), 1);
     assert_eq!(summary_value(&first, "unknown_schema_id"), 1);
     let new_alerts = summary_value(&first, "alerts stored (new)");
+    assert!(
+        stderr(&first).contains("quality"),
+        "the summary lists the science modules"
+    );
+    // Every stored alert carries the science modules' outputs.
+    let stored = runtime().block_on(async {
+        let store = SqliteStore::open_read_only(dir.path()).expect("the store opens");
+        store
+            .latest_alerts(TimeWindow::ALL, None, usize::MAX)
+            .await
+            .expect("alerts")
+    });
+    for alert in &stored {
+        let rb = alert.raw_detection.get("rb").and_then(serde_json::Value::as_f64);
+        let reliability = alert
+            .raw_detection
+            .get("reliability")
+            .and_then(serde_json::Value::as_f64);
+        let real_bogus = alert.modules.get("real_bogus").and_then(serde_json::Value::as_f64);
+        if rb.is_some() || reliability.is_some() {
+            assert!(real_bogus.is_some(), "real_bogus of {}", alert.detection.source_id);
+        }
+        assert!(
+            alert
+                .modules
+                .get("is_good_quality")
+                .is_some_and(serde_json::Value::is_boolean),
+            "is_good_quality of {}",
+            alert.detection.source_id
+        );
+    }
     let (counts, objects) = snapshot(dir.path());
     assert_eq!(counts.alerts, new_alerts);
     assert_eq!(counts.dead_letters, 1);

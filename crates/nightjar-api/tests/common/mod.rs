@@ -1,6 +1,7 @@
 //! Shared set-up of the API tests: a SQLite store filled once from real alerts (the ZTF21abiuvdk
-//! light curve, six other ZTF alerts, eleven Rubin alerts), opened read-only, and a helper that
-//! calls the router without a network.
+//! light curve, six other ZTF alerts, eleven Rubin alerts) with the built-in science modules'
+//! outputs, opened read-only, and a helper that calls the router without a network. The
+//! light-curve alerts are given the class [`FIXTURE_CLASS`] to test the class routes.
 
 #![allow(dead_code)]
 
@@ -21,6 +22,17 @@ use tower::ServiceExt;
 /// The light-curve fixture's object.
 pub const OBJECT: &str = "ZTF21abiuvdk";
 
+/// The class given to the light-curve fixture's alerts.
+pub const FIXTURE_CLASS: &str = "SN candidate";
+
+/// Runs the built-in science modules on a batch and attaches their outputs.
+fn enrich(mut alerts: Vec<nightjar_core::Alert>) -> Vec<nightjar_core::Alert> {
+    let modules = nightjar_modules::builtin_modules(&nightjar_modules::ModulesConfig::default()).expect("modules");
+    let mut runner = nightjar_modules::ModuleRunner::new(modules).expect("runner");
+    runner.run(&alerts).attach_to(&mut alerts);
+    alerts
+}
+
 struct Fixture {
     _dir: tempfile::TempDir,
     path: PathBuf,
@@ -40,7 +52,12 @@ fn fixture() -> &'static Fixture {
                 .expect("a runtime");
             runtime.block_on(async {
                 let store = SqliteStore::open(&path).expect("opening the store for writing");
-                for batch in [ztf_light_curve_alerts(), ztf_other_alerts(), rubin_alerts()] {
+                let mut light_curve = enrich(ztf_light_curve_alerts());
+                for alert in &mut light_curve {
+                    let class = nightjar_core::Value::Text(FIXTURE_CLASS.to_string());
+                    alert.module_values.push("class".into(), class);
+                }
+                for batch in [light_curve, enrich(ztf_other_alerts()), enrich(rubin_alerts())] {
                     store.write_batch(&batch).await.expect("writing the fixtures");
                 }
             });
