@@ -98,3 +98,19 @@ fn light_curve_features_config_enables_and_rejects_unknown_fields() {
     );
     assert!(serde_json::from_str::<ModulesConfig>(r#"{"light_curve_features": {"bands": ["g"]}}"#).is_err());
 }
+
+/// ZTF17aaahryg (candid 1034542624415015000, Fink's 11-alert file) lists the g detection at jd
+/// 2458766.9604167 twice; the light-curve package refuses repeated times, so Fink has no g
+/// features for it, and neither has nightjar, while its r band is computed.
+#[test]
+fn ztf_band_with_a_repeated_time_has_no_features_as_in_fink() {
+    let batch = alerts(Survey::Ztf);
+    let (_, alert) = batch
+        .iter()
+        .find(|(_, alert)| alert.source_id() == 1034542624415015000)
+        .expect("alert in tests/data");
+    let curve = nightjar_modules::light_curve_features::band_light_curve(alert, Band::G).expect("ztf alert");
+    assert!(curve.t.windows(2).any(|pair| pair[0] == pair[1]), "{:?}", curve.t);
+    assert_eq!(band_features(alert, Band::G), None);
+    assert!(band_features(alert, Band::R).is_some());
+}
