@@ -4,8 +4,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModuleError;
+use crate::light_curve_features::{LightCurveFeatures, LightCurveFeaturesConfig};
 use crate::module::ScienceModule;
 use crate::quality::{Quality, QualityConfig};
+use crate::rates::{RatesConfig, RatesModule};
+use crate::solar_system::{SolarSystem, SolarSystemConfig};
 
 /// Configuration of the built-in science modules: one section per module, each with its
 /// `enabled` flag and parameters.
@@ -14,12 +17,21 @@ use crate::quality::{Quality, QualityConfig};
 pub struct ModulesConfig {
     /// The `quality` module: real/bogus scores and quality cuts.
     pub quality: QualityConfig,
+    /// The `solar_system` module: Fink's `roid` flag and the known object's name.
+    pub solar_system: SolarSystemConfig,
+    /// The `rates` module: Fink's fast-transient quantities and the magnitude rate.
+    pub rates: RatesConfig,
+    /// The `light_curve_features` module: Fink's `lc_features_g` / `lc_features_r`.
+    pub light_curve_features: LightCurveFeaturesConfig,
 }
 
 impl ModulesConfig {
     /// Checks every module's parameters.
     pub fn validate(&self) -> Result<(), ModuleError> {
-        self.quality.validate()
+        self.quality.validate()?;
+        self.solar_system.validate()?;
+        self.rates.validate()?;
+        self.light_curve_features.validate()
     }
 }
 
@@ -30,6 +42,15 @@ pub fn builtin_modules(config: &ModulesConfig) -> Result<Vec<Box<dyn ScienceModu
     let mut modules: Vec<Box<dyn ScienceModule>> = Vec::new();
     if config.quality.enabled {
         modules.push(Box::new(Quality::build(&config.quality)?));
+    }
+    if config.solar_system.enabled {
+        modules.push(Box::new(SolarSystem::build(&config.solar_system)?));
+    }
+    if config.rates.enabled {
+        modules.push(Box::new(RatesModule::build(&config.rates)?));
+    }
+    if config.light_curve_features.enabled {
+        modules.push(Box::new(LightCurveFeatures::build(&config.light_curve_features)?));
     }
     Ok(modules)
 }

@@ -10,10 +10,14 @@
 
 mod config;
 mod error;
+pub mod light_curve_features;
 mod module;
 mod outputs;
 pub mod quality;
+pub mod rates;
 mod runner;
+pub mod solar_system;
+mod ztf_history;
 
 pub use config::{ModulesConfig, builtin_modules};
 pub use error::ModuleError;
