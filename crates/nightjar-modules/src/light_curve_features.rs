@@ -27,8 +27,7 @@
 //! MagnitudePercentageRatio(0.2, 0.1), MaximumSlope, MedianAbsoluteDeviation,
 //! MedianBufferRangePercentage(0.1), PercentAmplitude, MeanVariance, AndersonDarlingNormal,
 //! ReducedChi2, Skew, StetsonK (Malanchev et al. 2021, MNRAS 502, 5147, appendix A).
-//! Column names are Fink's field names (`lc_features_g.mean`, ...), lowercased where Fink's is
-//! not (`stetson_K` is `lc_features_g.stetson_k`).
+//! Column names are Fink's field names (`lc_features_g.mean`, ..., `lc_features_g.stetson_K`).
 //!
 //! # Rubin
 //!
@@ -67,7 +66,7 @@ macro_rules! feature_table {
         /// The feature names as Fink (and the light-curve package) spell them, in output order.
         pub const FEATURE_NAMES: [&str; N_FEATURES] = [$($fink),*];
 
-        /// The output column suffixes (Fink's names, lowercased), in output order.
+        /// The output column suffixes (Fink's names), in output order.
         pub const FEATURE_COLUMNS: [&str; N_FEATURES] = [$($column),*];
 
         const OUTPUTS: &[OutputColumn] = &[
@@ -176,7 +175,7 @@ feature_table![
     ("chi2", "chi2", "reduced chi2 of a constant fit with the errors"),
     ("skew", "skew", "skewness of the magnitudes"),
     (
-        "stetson_k",
+        "stetson_K",
         "stetson_K",
         "Stetson K: normalised weighted deviation from the weighted mean"
     ),

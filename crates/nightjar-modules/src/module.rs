@@ -11,7 +11,7 @@ use crate::outputs::ModuleOutputs;
 ///
 /// Names are global: the stores, filters and output streams know a column by its name alone
 /// (`roid`, `rf_snia_vs_nonia`, Fink's names where the quantity is Fink's), so no two modules may
-/// declare the same one. A name is lowercase identifiers joined by dots; a dot nests a field in a
+/// declare the same one. A name is identifiers (`[A-Za-z_][A-Za-z0-9_]*`) joined by dots; a dot nests a field in a
 /// record, as Fink's `lc_features_g.amplitude`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct OutputColumn {

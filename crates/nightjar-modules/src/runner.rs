@@ -262,7 +262,7 @@ fn check_declaration(module: &dyn ScienceModule) -> Result<(), ModuleError> {
     for column in module.outputs() {
         if !is_column_name(column.name) {
             return Err(invalid(format!(
-                "column name {:?} must be lowercase identifiers ([a-z_][a-z0-9_]*) joined by dots",
+                "column name {:?} must be identifiers ([A-Za-z_][A-Za-z0-9_]*) joined by dots",
                 column.name
             )));
         }
@@ -273,15 +273,16 @@ fn check_declaration(module: &dyn ScienceModule) -> Result<(), ModuleError> {
     Ok(())
 }
 
-/// Whether `name` is a valid output column name: lowercase identifiers joined by dots, the dots
-/// nesting a field in a record (`lc_features_g.amplitude`).
+/// Whether `name` is a valid output column name: identifiers (`[A-Za-z_][A-Za-z0-9_]*`, also
+/// valid Avro names) joined by dots, the dots nesting a field in a record
+/// (`lc_features_g.stetson_K`).
 fn is_column_name(name: &str) -> bool {
     name.split('.').all(|segment| {
         let mut chars = segment.chars();
         chars
             .next()
-            .is_some_and(|first| first.is_ascii_lowercase() || first == '_')
-            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
     })
 }
 

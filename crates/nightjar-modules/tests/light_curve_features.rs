@@ -72,7 +72,7 @@ fn feature_names_are_finks_and_the_crates() {
     let columns: Vec<&str> = runner.columns().into_iter().map(|(_, column)| column.name).collect();
     assert_eq!(columns.len(), 52);
     assert_eq!(columns[0], "lc_features_g.mean");
-    assert_eq!(columns[51], "lc_features_r.stetson_k");
+    assert_eq!(columns[51], "lc_features_r.stetson_K");
 }
 
 #[test]
