@@ -66,7 +66,7 @@ fn check_survey(survey: Survey) -> usize {
 fn feature_names_are_finks_and_the_crates() {
     assert_eq!(extractor_names(), FEATURE_NAMES);
     for (fink_name, column) in FEATURE_NAMES.iter().zip(FEATURE_COLUMNS) {
-        assert_eq!(*fink_name, *column, "column names are Fink's");
+        assert_eq!(*fink_name, column, "column names are Fink's");
     }
     let runner = ModuleRunner::new(vec![Box::new(LightCurveFeatures)]).expect("runner");
     let columns: Vec<&str> = runner.columns().into_iter().map(|(_, column)| column.name).collect();
