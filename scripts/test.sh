@@ -16,6 +16,19 @@ if [[ -z "${NIGHTJAR_PG_BIN:-}" ]]; then
     export NIGHTJAR_REQUIRE_Q3C=1
 fi
 
+# Python tools the tests run as independent readers (astropy for VOTables), in a cached
+# virtual environment.
+VENV="${NIGHTJAR_VENV:-$HOME/.cache/nightjar/venv}"
+if ! "$VENV/bin/python" -c 'import astropy' >/dev/null 2>&1 || \
+   ! cmp -s scripts/requirements.txt "$VENV/requirements.txt"; then
+    echo "installing the Python test tools into $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --upgrade pip >/dev/null
+    "$VENV/bin/pip" install --quiet -r scripts/requirements.txt
+    cp scripts/requirements.txt "$VENV/requirements.txt"
+fi
+export NIGHTJAR_PYTHON="$VENV/bin/python"
+
 cargo test --workspace --doc --quiet
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --all-targets --no-fail-fast "$@"

@@ -119,11 +119,44 @@ fn cell(value: Option<&Value>) -> String {
     }
 }
 
+/// An XML ID for each field (names such as `i:objectId` are not valid IDs): the name with
+/// every character outside `[A-Za-z0-9_.-]` turned into `_`, a leading `_` before a digit or
+/// other non-letter start, and a numbered suffix where two would collide.
+fn field_ids(fields: &[Field]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    fields
+        .iter()
+        .map(|field| {
+            let mut id: String = field
+                .name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            if !id.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+                id.insert(0, '_');
+            }
+            let mut unique = id.clone();
+            let mut suffix = 2;
+            while !seen.insert(unique.clone()) {
+                unique = format!("{id}_{suffix}");
+                suffix += 1;
+            }
+            unique
+        })
+        .collect()
+}
+
 fn write_fields(xml: &mut String, fields: &[Field]) {
-    for field in fields {
+    for (field, id) in fields.iter().zip(field_ids(fields)) {
         let _ = write!(
             xml,
-            r#"<FIELD name="{}" datatype="{}""#,
+            r#"<FIELD ID="{id}" name="{}" datatype="{}""#,
             escape(&field.name),
             field.datatype
         );

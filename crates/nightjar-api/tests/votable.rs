@@ -197,3 +197,112 @@ async fn scs_errors_are_reported_inside_the_votable_with_200() {
         assert!(parsed.fields.is_empty() && parsed.rows.is_empty(), "{uri}");
     }
 }
+
+/// The Python interpreter with astropy: `NIGHTJAR_PYTHON` (scripts/test.sh points it at the
+/// virtual environment it installs), else `python3`.
+fn python() -> String {
+    std::env::var("NIGHTJAR_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
+/// What astropy reads in each VOTable (see scripts/votable_astropy.py), one JSON value each.
+fn read_with_astropy(documents: &[(String, Vec<u8>)]) -> Vec<Value> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut paths = Vec::new();
+    for (index, (_, body)) in documents.iter().enumerate() {
+        let path = dir.path().join(format!("{index}.xml"));
+        std::fs::write(&path, body).expect("writing the VOTable");
+        paths.push(path);
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/votable_astropy.py");
+    let output = std::process::Command::new(python())
+        .arg(script)
+        .args(&paths)
+        .output()
+        .unwrap_or_else(|error| {
+            panic!(
+                "running {} (set NIGHTJAR_PYTHON, or use scripts/test.sh): {error}",
+                python()
+            )
+        });
+    assert!(
+        output.status.success(),
+        "astropy refused a VOTable (scripts/test.sh installs astropy): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    let described: Vec<Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("json"))
+        .collect();
+    assert_eq!(described.len(), documents.len());
+    described
+}
+
+#[tokio::test]
+async fn astropy_reads_every_votable_with_the_same_fields_rows_and_errors() {
+    let router = app(ApiConfig::default());
+    let object = light_curve().await.object;
+    let uris = [
+        format!("/api/v1/objects?objectId={OBJECT}&output-format=votable"),
+        format!(
+            "/api/v1/conesearch?ra={}&dec={}&radius=10&output-format=votable",
+            object.ra, object.dec
+        ),
+        "/api/v1/latests?n=7&output-format=votable".to_owned(),
+        "/api/v1/statistics?output-format=votable".to_owned(),
+        format!("/scs?RA={}&DEC={}&SR=0.01", object.ra, object.dec),
+        "/scs?RA=193.8&DEC=2.9&SR=0".to_owned(),
+        "/scs?RA=abc&DEC=2.9&SR=0.1".to_owned(),
+    ];
+    let mut documents = Vec::new();
+    for uri in &uris {
+        let answer = get(&router, uri).await;
+        assert_eq!(answer.status, StatusCode::OK, "{uri}");
+        documents.push((uri.clone(), answer.body));
+    }
+    let described = read_with_astropy(&documents);
+    for ((uri, body), astropy) in documents.iter().zip(&described) {
+        let ours = parse(std::str::from_utf8(body).expect("utf-8"));
+        assert_eq!(astropy["rows"].as_u64(), Some(ours.rows.len() as u64), "{uri}: rows");
+        let fields: Vec<FieldInfo> = astropy["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .map(|field| {
+                (
+                    field["name"].as_str().unwrap_or_default().to_owned(),
+                    field["datatype"].as_str().unwrap_or_default().to_owned(),
+                    field["ucd"].as_str().map(str::to_owned),
+                )
+            })
+            .collect();
+        assert_eq!(fields, ours.fields, "{uri}: fields");
+        assert_eq!(astropy["error"].as_str(), ours.error.as_deref(), "{uri}: error INFO");
+        if let Some(first) = ours.rows.first() {
+            let theirs: Vec<&str> = astropy["first_row"]
+                .as_array()
+                .expect("first row")
+                .iter()
+                .map(|cell| cell.as_str().unwrap_or_default())
+                .collect();
+            assert_eq!(theirs.len(), first.len(), "{uri}");
+            // Object ids and other text read back identically.
+            for ((name, datatype, _), (theirs, ours)) in ours.fields.iter().zip(theirs.iter().zip(first)) {
+                if datatype == "char" || datatype == "unicodeChar" {
+                    assert_eq!(theirs, ours, "{uri}: {name}");
+                }
+            }
+        }
+    }
+    let scs = &described[4];
+    let ucds: Vec<&str> = scs["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .filter_map(|field| field["ucd"].as_str())
+        .collect();
+    for required in ["ID_MAIN", "POS_EQ_RA_MAIN", "POS_EQ_DEC_MAIN"] {
+        assert!(ucds.contains(&required), "astropy sees {required} in {ucds:?}");
+    }
+    assert!(described[6]["error"].as_str().is_some_and(|error| error.contains("RA")));
+}
