@@ -8,13 +8,13 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::Response;
 use nightjar_core::Survey;
-use nightjar_store::{AlertRow, LightCurve, Store};
+use nightjar_store::{AlertRow, AlertSelection, LightCurve, Store};
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::output::{OutputFormat, Record, render, requested_columns};
 use crate::params::{COORDINATE_FORMATS, Params, parse_dec, parse_ra, window};
-use crate::records::{COLUMNS, alert_record, detection_record, number, upper_limit_record};
+use crate::records::{COLUMNS, alert_record, detection_record, number, source_record, upper_limit_record};
 use nightjar_core::calendar::mjd_to_iso;
 
 /// Largest cone-search radius, arcsec (Fink's: 5 degrees).
@@ -251,14 +251,98 @@ pub async fn latests(State(state): State<Arc<AppState>>, params: Params) -> Resu
     let columns = requested_columns(&params)?;
     let n = params.count("n", 10, state.config.max_results)?;
     let window = window(params.time("startdate")?, params.time("stopdate")?)?;
-    let class = params.get("class").filter(|class| *class != "allClasses");
+    let selection = match params.get("class") {
+        None | Some("allClasses") => AlertSelection::All,
+        Some(class) => AlertSelection::Class(class.to_owned()),
+    };
     let records = state
         .store
-        .latest_alerts(window, class, n)
+        .latest_alerts(window, &selection, n)
         .await?
         .iter()
         .map(alert_record)
         .collect();
+    render(records, columns.as_deref(), format)
+}
+
+/// The latest alerts carrying a tag (Fink's Rubin multi-tags: every tag whose rule fires is
+/// in the alert's `tags` output), newest first.
+///
+/// Parameters: `tag` (required), `n` (1 to the configured maximum, default 10), `startdate`,
+/// `stopdate`, `columns`, `output-format`.
+///
+/// `curl 'localhost:8080/api/v1/tags?tag=sso_mpc&n=5'`
+#[utoipa::path(method(get, post), path = "/api/v1/tags", tag = "fink",
+    params(
+        ("tag" = String, Query, description = "the tag, as in the tags output of the classification module"),
+        ("n" = Option<u32>, Query, description = "number of alerts, default 10"),
+        ("startdate" = Option<String>, Query, description = "window start: ISO time, MJD or JD"),
+        ("stopdate" = Option<String>, Query, description = "window stop: ISO time, MJD or JD"),
+        ("columns" = Option<String>, Query, description = "columns to return, comma-separated"),
+        ("output-format" = Option<String>, Query, description = "json (default), csv, votable or parquet"),
+    ),
+    responses((status = 200, description = "a list of records"), (status = 400, description = "a bad parameter")))]
+pub async fn tags(State(state): State<Arc<AppState>>, params: Params) -> Result<Response, ApiError> {
+    params.check_names(
+        "/api/v1/tags",
+        &["tag", "n", "startdate", "stopdate", "columns", "output-format"],
+    )?;
+    let format = OutputFormat::from_params(&params)?;
+    let columns = requested_columns(&params)?;
+    let tag = params
+        .get("tag")
+        .map(str::trim)
+        .filter(|tag| !tag.is_empty() && !tag.contains(','));
+    let Some(tag) = tag else {
+        return Err(ApiError::BadRequest(
+            "parameter tag is required: one tag without commas, as the classification module's tags output lists them (see docs/modules/classification.md)".to_owned(),
+        ));
+    };
+    let n = params.count("n", 10, state.config.max_results)?;
+    let window = window(params.time("startdate")?, params.time("stopdate")?)?;
+    let records = state
+        .store
+        .latest_alerts(window, &AlertSelection::Tag(tag.to_owned()), n)
+        .await?
+        .iter()
+        .map(alert_record)
+        .collect();
+    render(records, columns.as_deref(), format)
+}
+
+/// The light curve of Rubin diaObjects: one row per diaSource stored (the alerts' own and those
+/// seen in their histories), newest first, with the diaSource fields as `r:` columns.
+///
+/// Parameters: `diaObjectId` (comma-separated), `columns`, `output-format`. An unknown object
+/// contributes no rows.
+///
+/// `curl 'localhost:8080/api/v1/sources?diaObjectId=169298433216610349&columns=r:midpointMjdTai,r:band,r:psfFlux'`
+#[utoipa::path(method(get, post), path = "/api/v1/sources", tag = "fink",
+    params(
+        ("diaObjectId" = String, Query, description = "Rubin diaObjectIds, comma-separated"),
+        ("columns" = Option<String>, Query, description = "columns to return, comma-separated"),
+        ("output-format" = Option<String>, Query, description = "json (default), csv, votable or parquet"),
+    ),
+    responses((status = 200, description = "a list of records"), (status = 400, description = "a bad parameter")))]
+pub async fn sources(State(state): State<Arc<AppState>>, params: Params) -> Result<Response, ApiError> {
+    params.check_names("/api/v1/sources", &["diaObjectId", "columns", "output-format"])?;
+    let format = OutputFormat::from_params(&params)?;
+    let columns = requested_columns(&params)?;
+    let object_ids = params.list("diaObjectId");
+    if object_ids.is_empty() || object_ids.len() > MAX_OBJECT_IDS {
+        return Err(ApiError::BadRequest(format!(
+            "parameter diaObjectId is required: 1 to {MAX_OBJECT_IDS} Rubin diaObjectIds, comma-separated"
+        )));
+    }
+    let mut records = Vec::new();
+    for object_id in &object_ids {
+        let Some(light_curve) = state.store.light_curve(Survey::Rubin, object_id).await? else {
+            continue;
+        };
+        let mut detections: Vec<_> = light_curve.detections.iter().collect();
+        detections.sort_by(|a, b| b.mjd.total_cmp(&a.mjd));
+        records.extend(detections.into_iter().map(source_record));
+    }
     render(records, columns.as_deref(), format)
 }
 

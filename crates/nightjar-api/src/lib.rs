@@ -126,6 +126,8 @@ impl fmt::Debug for AppState {
         fink::conesearch,
         fink::latests,
         fink::classes,
+        fink::tags,
+        fink::sources,
         fink::sso,
         fink::statistics,
         fink::schema,
@@ -153,6 +155,8 @@ pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> Router {
         .route("/api/v1/conesearch", get(fink::conesearch).post(fink::conesearch))
         .route("/api/v1/latests", get(fink::latests).post(fink::latests))
         .route("/api/v1/classes", get(fink::classes).post(fink::classes))
+        .route("/api/v1/tags", get(fink::tags).post(fink::tags))
+        .route("/api/v1/sources", get(fink::sources).post(fink::sources))
         .route("/api/v1/sso", get(fink::sso).post(fink::sso))
         .route("/api/v1/statistics", get(fink::statistics).post(fink::statistics))
         .route("/api/v1/schema", get(fink::schema).post(fink::schema))

@@ -4,8 +4,9 @@
 //!   `i:dec`, `i:band`, `i:magpsf`, `i:sigmapsf`; ZTF adds `i:fid`, Rubin `i:flux`,
 //!   `i:sigmaflux` in nJy) and, for ZTF, every field of the raw `candidate` as `i:<field>`;
 //! - `r:` every field of a Rubin alert's raw `diaSource` (Fink's Rubin prefix);
-//! - `d:` broker-added values: every science-module output stored with the alert, by its
-//!   column name (`d:roid`, `d:rf_snia_vs_nonia`, `d:lc_features_g.amplitude`), and `d:tag` in
+//! - `d:` broker-added values: every science-module output stored with a ZTF alert, by its
+//!   column name (`d:roid`, `d:rf_snia_vs_nonia`, `d:lc_features_g.amplitude`; `f:` for a Rubin
+//!   alert, Fink's Rubin prefix), and `d:tag` in
 //!   `objects` with `withupperlim` (`valid`, `upperlim`, `badquality`); a requested one that
 //!   nightjar does not compute comes back null;
 //! - `v:` computed at query time: `v:classification` (the alert's class), `v:lastdate` (ISO time
@@ -112,6 +113,11 @@ pub const COLUMNS: &[ColumnDoc] = &[
         description: "science-module outputs by column name (d:roid, d:rf_snia_vs_nonia, d:lc_features_g.amplitude); one nightjar does not compute is null",
     },
     ColumnDoc {
+        name: "f:<name>",
+        kind: "any",
+        description: "science-module outputs of a Rubin alert by column name (f:roid, f:tags)",
+    },
+    ColumnDoc {
         name: "v:classification",
         kind: "string",
         description: "the alert's class from the classification module (null when none)",
@@ -173,10 +179,30 @@ pub fn alert_record(alert: &AlertRow) -> Record {
             record.set(format!("{prefix}{name}"), value.clone());
         }
     }
+    let module_prefix = match alert.detection.survey {
+        Survey::Ztf => "d:",
+        Survey::Rubin => "f:",
+    };
     for (name, value) in &alert.modules {
-        record.set(format!("d:{name}"), value.clone());
+        record.set(format!("{module_prefix}{name}"), value.clone());
     }
     record.set("v:classification", alert.class.clone());
+    record
+}
+
+/// A Rubin diaSource of an object's light curve, for `/api/v1/sources`: the core columns and
+/// the diaSource's own fields with Fink's Rubin prefix `r:`.
+pub fn source_record(detection: &DetectionRow) -> Record {
+    let mut record = detection_record(detection);
+    record.set("r:diaObjectId", detection.object_id.clone());
+    record.set("r:diaSourceId", detection.source_id);
+    record.set("r:midpointMjdTai", number(detection.mjd));
+    record.set("r:band", detection.band.map(|band| band.as_str()));
+    record.set("r:ra", number(detection.ra));
+    record.set("r:dec", number(detection.dec));
+    record.set("r:psfFlux", optional(detection.flux));
+    record.set("r:psfFluxErr", optional(detection.flux_err));
+    record.set("r:reliability", optional(detection.reliability));
     record
 }
 

@@ -4,7 +4,7 @@
 mod common;
 
 use axum::http::{Method, StatusCode};
-use common::{FIXTURE_CLASS, OBJECT, app, call, check_bad_request, get, light_curve, post};
+use common::{FIXTURE_CLASS, FIXTURE_TAGS, OBJECT, app, call, check_bad_request, get, light_curve, post};
 use nightjar_api::ApiConfig;
 use nightjar_store::conformance::ZTF_SOLAR_SYSTEM;
 use serde_json::Value;
@@ -558,4 +558,65 @@ async fn module_outputs_are_d_columns_and_latests_selects_a_class() {
     assert_eq!(classes.len(), 1, "{classes:?}");
     assert_eq!(classes[0]["class"], FIXTURE_CLASS);
     assert_eq!(classes[0]["alerts"], 12);
+}
+
+#[tokio::test]
+async fn tags_selects_the_alerts_carrying_a_tag() {
+    let router = app(ApiConfig::default());
+    let tag = FIXTURE_TAGS.split(',').next().expect("a tag");
+    let records = get(&router, &format!("/api/v1/tags?tag={tag}&n=100")).await.records();
+    assert_eq!(records.len(), 12, "every alert with the tag");
+    assert!(records.iter().all(|record| record["i:objectId"] == OBJECT));
+    assert!(records.iter().all(|record| record["d:tags"] == FIXTURE_TAGS));
+    // A prefix of a tag is not the tag.
+    assert!(get(&router, "/api/v1/tags?tag=sn_near").await.records().is_empty());
+    check_bad_request(&get(&router, "/api/v1/tags").await, &["tag is required"]);
+    check_bad_request(&get(&router, "/api/v1/tags?tag=a,b").await, &["without commas"]);
+}
+
+#[tokio::test]
+async fn sources_lists_every_dia_source_of_a_rubin_object_with_f_module_columns() {
+    let router = app(ApiConfig::default());
+    let alerts = nightjar_store::conformance::rubin_alerts();
+    let object = &alerts[0].object_id;
+    let store = common::store();
+    let light_curve = store
+        .light_curve(nightjar_core::Survey::Rubin, object)
+        .await
+        .expect("reads")
+        .expect("stored");
+    let records = get(&router, &format!("/api/v1/sources?diaObjectId={object}"))
+        .await
+        .records();
+    assert_eq!(records.len(), light_curve.detections.len(), "one row per diaSource");
+    let mut ids: Vec<i64> = records
+        .iter()
+        .filter_map(|record| record["r:diaSourceId"].as_i64())
+        .collect();
+    let mut expected: Vec<i64> = light_curve
+        .detections
+        .iter()
+        .map(|detection| detection.source_id)
+        .collect();
+    ids.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(ids, expected);
+    let mjds: Vec<f64> = records
+        .iter()
+        .filter_map(|record| record["r:midpointMjdTai"].as_f64())
+        .collect();
+    assert!(mjds.windows(2).all(|pair| pair[0] >= pair[1]), "newest first");
+    assert!(records.iter().all(|record| record["r:diaObjectId"] == object.as_str()));
+    assert!(records.iter().all(|record| record["r:psfFlux"].is_number()));
+    check_bad_request(&get(&router, "/api/v1/sources").await, &["diaObjectId is required"]);
+
+    // Rubin alerts carry the module outputs with Fink's Rubin prefix f:.
+    let rows = get(&router, &format!("/api/v1/objects?diaObjectId={object}"))
+        .await
+        .records();
+    assert!(!rows.is_empty());
+    for row in &rows {
+        assert!(row.get("f:is_good_quality").is_some_and(Value::is_boolean), "{row:?}");
+        assert!(row.get("d:is_good_quality").is_none());
+    }
 }

@@ -30,8 +30,8 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use nightjar_core::{Alert, Survey};
 use nightjar_store::{
-    AlertRow, ClassCount, CutoutRow, DeadLetter, LightCurve, Night, NightCount, ObjectSummary, PruneSummary, Store,
-    StoreCounts, StoreError, TimeWindow, WriteSummary,
+    AlertRow, AlertSelection, ClassCount, CutoutRow, DeadLetter, LightCurve, Night, NightCount, ObjectSummary,
+    PruneSummary, Store, StoreCounts, StoreError, TimeWindow, WriteSummary,
 };
 
 mod error;
@@ -307,11 +307,11 @@ impl Store for PostgresStore {
     async fn latest_alerts(
         &self,
         window: TimeWindow,
-        class: Option<&str>,
+        selection: &AlertSelection,
         limit: usize,
     ) -> Result<Vec<AlertRow>, StoreError> {
         let client = self.inner.client().await?;
-        read::latest_alerts(&client, window, class, limit)
+        read::latest_alerts(&client, window, selection, limit)
             .await
             .map_err(self.inner.read_failed())
     }

@@ -6,11 +6,11 @@
 use tokio_postgres::{Client, IsolationLevel, Row};
 
 use nightjar_core::{Band, CutoutKind, Survey};
-use nightjar_store::rows::{parse_module_values, survey_from_name};
+use nightjar_store::rows::{parse_module_values, selection_filters, survey_from_name};
 use nightjar_store::sky::{angular_distance_deg, cone_ranges, sort_nearest_first};
 use nightjar_store::{
-    AlertRow, ClassCount, CutoutRow, DeadLetter, DetectionRow, ForcedPhotometryRow, LightCurve, Night, NightCount,
-    ObjectSummary, StoreCounts, StoreError, TimeWindow, UpperLimitRow,
+    AlertRow, AlertSelection, ClassCount, CutoutRow, DeadLetter, DetectionRow, ForcedPhotometryRow, LightCurve, Night,
+    NightCount, ObjectSummary, StoreCounts, StoreError, TimeWindow, UpperLimitRow,
 };
 
 use crate::error::{Failed, failed};
@@ -327,17 +327,21 @@ pub(crate) async fn cone_search(
 pub(crate) async fn latest_alerts(
     client: &Client,
     window: TimeWindow,
-    class: Option<&str>,
+    selection: &AlertSelection,
     limit: usize,
 ) -> Result<Vec<AlertRow>, ReadFailure> {
+    let (class, tag) = selection_filters(selection);
     collect(
         client,
         "reading the latest alerts",
         &format!(
             "{} ORDER BY a.mjd DESC, a.survey, a.source_id DESC LIMIT $3",
-            alert_select("a.mjd >= $1 AND a.mjd < $2 AND ($4::text IS NULL OR a.class = $4)")
+            alert_select(
+                "a.mjd >= $1 AND a.mjd < $2 AND ($4::text IS NULL OR a.class = $4)
+                 AND ($5::text IS NULL OR strpos(a.tags, $5) > 0)"
+            )
         ),
-        &[&window.start_mjd, &window.end_mjd, &limit_value(limit), &class],
+        &[&window.start_mjd, &window.end_mjd, &limit_value(limit), &class, &tag],
         alert_from_row,
     )
     .await

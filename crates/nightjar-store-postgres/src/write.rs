@@ -15,8 +15,8 @@ use tokio_postgres::{Client, Transaction};
 
 use nightjar_core::{Alert, Band, Survey};
 use nightjar_store::rows::{
-    DetectionInsert, SummaryAccumulator, SummaryValues, alert_class, band_key, batch_detections, module_values_json,
-    solar_system_name, survey_from_name,
+    DetectionInsert, SummaryAccumulator, SummaryValues, alert_class, alert_tags_key, band_key, batch_detections,
+    module_values_json, solar_system_name, survey_from_name,
 };
 use nightjar_store::sky::healpix_of;
 use nightjar_store::{DeadLetter, Night, PruneSummary, WriteSummary};
@@ -396,13 +396,13 @@ async fn insert_alerts(
     transaction
         .execute(
             "INSERT INTO alerts (survey, source_id, object_id, mjd, night, schema_version, solar_system_name,
-                 raw_detection, modules, class)
+                 raw_detection, modules, class, tags)
              SELECT survey, source_id, object_id, mjd, night, schema_version, solar_system_name, raw_detection,
-                 modules::jsonb, class
+                 modules::jsonb, class, tags
              FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::float8[], $5::int4[], $6::text[],
-                 $7::text[], $8::text[], $9::text[], $10::text[])
+                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
                  AS batch (survey, source_id, object_id, mjd, night, schema_version, solar_system_name,
-                     raw_detection, modules, class)
+                     raw_detection, modules, class, tags)
              ON CONFLICT DO NOTHING",
             &[
                 &order.iter().map(|i| alert(i).survey.as_str()).collect::<Vec<_>>(),
@@ -421,6 +421,7 @@ async fn insert_alerts(
                 &order.iter().map(|i| raw_detections[*i].as_str()).collect::<Vec<_>>(),
                 &order.iter().map(|i| module_values_json(alert(i))).collect::<Vec<_>>(),
                 &order.iter().map(|i| alert_class(alert(i))).collect::<Vec<_>>(),
+                &order.iter().map(|i| alert_tags_key(alert(i))).collect::<Vec<_>>(),
             ],
         )
         .await

@@ -30,8 +30,8 @@ use rusqlite::{Connection, OpenFlags};
 
 use nightjar_core::{Alert, Survey};
 use nightjar_store::{
-    AlertRow, ClassCount, CutoutRow, DeadLetter, LightCurve, Night, NightCount, ObjectSummary, PruneSummary, Store,
-    StoreCounts, StoreError, TimeWindow, WriteSummary,
+    AlertRow, AlertSelection, ClassCount, CutoutRow, DeadLetter, LightCurve, Night, NightCount, ObjectSummary,
+    PruneSummary, Store, StoreCounts, StoreError, TimeWindow, WriteSummary,
 };
 
 mod error;
@@ -352,13 +352,12 @@ impl Store for SqliteStore {
     async fn latest_alerts(
         &self,
         window: TimeWindow,
-        class: Option<&str>,
+        selection: &AlertSelection,
         limit: usize,
     ) -> Result<Vec<AlertRow>, StoreError> {
-        let class = class.map(str::to_string);
+        let selection = selection.clone();
         self.run(move |inner| {
-            inner
-                .with_reader(|connection| read::latest_alerts(connection, &inner.path, window, class.as_deref(), limit))
+            inner.with_reader(|connection| read::latest_alerts(connection, &inner.path, window, &selection, limit))
         })
         .await
     }

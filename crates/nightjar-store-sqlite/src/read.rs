@@ -4,11 +4,11 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use nightjar_core::{Band, CutoutKind, Survey};
-use nightjar_store::rows::{parse_module_values, survey_from_name};
+use nightjar_store::rows::{parse_module_values, selection_filters, survey_from_name};
 use nightjar_store::sky::{angular_distance_deg, cone_ranges, sort_nearest_first};
 use nightjar_store::{
-    AlertRow, ClassCount, CutoutRow, DeadLetter, DetectionRow, ForcedPhotometryRow, LightCurve, Night, NightCount,
-    ObjectSummary, StoreCounts, StoreError, TimeWindow, UpperLimitRow,
+    AlertRow, AlertSelection, ClassCount, CutoutRow, DeadLetter, DetectionRow, ForcedPhotometryRow, LightCurve, Night,
+    NightCount, ObjectSummary, StoreCounts, StoreError, TimeWindow, UpperLimitRow,
 };
 
 use crate::error::map_sqlite;
@@ -259,18 +259,22 @@ pub(crate) fn latest_alerts(
     connection: &Connection,
     path: &str,
     window: TimeWindow,
-    class: Option<&str>,
+    selection: &AlertSelection,
     limit: usize,
 ) -> Result<Vec<AlertRow>, StoreError> {
+    let (class, tag) = selection_filters(selection);
     collect(
         connection,
         path,
         "reading the latest alerts",
         &format!(
             "{} ORDER BY a.mjd DESC, a.survey, a.source_id DESC LIMIT ?3",
-            alert_select("a.mjd >= ?1 AND a.mjd < ?2 AND (?4 IS NULL OR a.class = ?4)")
+            alert_select(
+                "a.mjd >= ?1 AND a.mjd < ?2 AND (?4 IS NULL OR a.class = ?4)
+                 AND (?5 IS NULL OR instr(a.tags, ?5) > 0)"
+            )
         ),
-        params![window.start_mjd, window.end_mjd, limit_value(limit), class],
+        params![window.start_mjd, window.end_mjd, limit_value(limit), class, tag],
         alert_from_row,
     )
 }

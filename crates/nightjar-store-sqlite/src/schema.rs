@@ -38,10 +38,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
 ];
 
 /// Science-module outputs: `modules` is a JSON object of every non-null output by column name;
-/// `class` the `class` output, indexed for the latest alerts of a class.
+/// `class` the `class` output, indexed for the latest alerts of a class; `tags` the `tags`
+/// output as `,tag1,tag2,`.
 const SCHEMA_V2: &str = "
 ALTER TABLE alerts ADD COLUMN modules TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE alerts ADD COLUMN class TEXT;
+ALTER TABLE alerts ADD COLUMN tags TEXT;
 CREATE INDEX alerts_class ON alerts (class, mjd) WHERE class IS NOT NULL;
 ";
 

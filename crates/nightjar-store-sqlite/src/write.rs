@@ -11,8 +11,8 @@ use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
 use nightjar_core::{Alert, Band, Survey};
 use nightjar_store::rows::{
-    RawPathCache, SummaryAccumulator, SummaryValues, alert_class, band_key, batch_detections, module_values_json,
-    solar_system_name,
+    RawPathCache, SummaryAccumulator, SummaryValues, alert_class, alert_tags_key, band_key, batch_detections,
+    module_values_json, solar_system_name,
 };
 use nightjar_store::sky::healpix_of;
 use nightjar_store::{DeadLetter, Night, PruneSummary, StoreError, WriteSummary};
@@ -246,8 +246,8 @@ impl Writer {
             let mut insert = transaction
                 .prepare_cached(
                     "INSERT INTO alerts (survey, source_id, object_id, mjd, night, schema_version, solar_system_name,
-                         raw_detection, modules, class)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
+                         raw_detection, modules, class, tags)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING",
                 )
                 .map_err(failed(path, "preparing the alert insert"))?;
             for &index in &alert_order {
@@ -264,6 +264,7 @@ impl Writer {
                         raw_detections[index],
                         module_values_json(alert),
                         alert_class(alert),
+                        alert_tags_key(alert),
                     ])
                     .map_err(failed(path, "inserting alerts"))? as u64;
             }

@@ -25,8 +25,8 @@ use nightjar_core::{Alert, Band, Detection, Origin, Survey};
 use nightjar_decode::Decoder;
 
 use crate::{
-    DeadLetter, DetectionRow, ForcedPhotometryRow, LightCurve, Night, NightCount, ObjectSummary, Store, StoreCounts,
-    StoreError, TimeWindow, UpperLimitRow,
+    AlertSelection, DeadLetter, DetectionRow, ForcedPhotometryRow, LightCurve, Night, NightCount, ObjectSummary, Store,
+    StoreCounts, StoreError, TimeWindow, UpperLimitRow,
 };
 
 /// A store being made by a [`StoreFactory`].
@@ -460,7 +460,12 @@ pub async fn empty_store_reads_nothing(factory: &dyn StoreFactory) -> Result<(),
     );
     assert!(store.light_curve(Survey::Ztf, ZTF_LIGHT_CURVE_OBJECT).await?.is_none());
     assert!(store.cone_search(0.8, 16.1, 1.0, TimeWindow::ALL).await?.is_empty());
-    assert!(store.latest_alerts(TimeWindow::ALL, None, 10).await?.is_empty());
+    assert!(
+        store
+            .latest_alerts(TimeWindow::ALL, &AlertSelection::All, 10)
+            .await?
+            .is_empty()
+    );
     assert!(store.alert(Survey::Ztf, 1).await?.is_none());
     assert!(store.solar_system_alerts("113410", 10).await?.is_empty());
     assert!(store.cutouts(Survey::Rubin, 1).await?.is_empty());
@@ -984,7 +989,7 @@ pub async fn latest_alerts_order_and_limit(factory: &dyn StoreFactory) -> Result
     let mut by_time: Vec<&Alert> = alerts.iter().collect();
     by_time.sort_by(|a, b| b.detection.mjd.total_cmp(&a.detection.mjd));
 
-    let latest = store.latest_alerts(TimeWindow::ALL, None, 5).await?;
+    let latest = store.latest_alerts(TimeWindow::ALL, &AlertSelection::All, 5).await?;
     assert_eq!(latest.len(), 5, "limit");
     assert!(
         latest
@@ -998,7 +1003,7 @@ pub async fn latest_alerts_order_and_limit(factory: &dyn StoreFactory) -> Result
     );
     assert_eq!(latest[4].detection.mjd, by_time[4].detection.mjd);
 
-    let all = store.latest_alerts(TimeWindow::ALL, None, 1000).await?;
+    let all = store.latest_alerts(TimeWindow::ALL, &AlertSelection::All, 1000).await?;
     assert_eq!(all.len(), alerts.len(), "every alert");
     assert!(all.iter().all(|row| row.detection.is_alert));
 
@@ -1007,12 +1012,15 @@ pub async fn latest_alerts_order_and_limit(factory: &dyn StoreFactory) -> Result
         start_mjd: light_curve[2].detection.mjd,
         end_mjd: light_curve[8].detection.mjd,
     };
-    let in_window = store.latest_alerts(window, None, 100).await?;
+    let in_window = store.latest_alerts(window, &AlertSelection::All, 100).await?;
     let ids: Vec<i64> = in_window.iter().map(|row| row.detection.source_id).collect();
     let expected: Vec<i64> = light_curve[2..8].iter().rev().map(Alert::source_id).collect();
     assert_eq!(ids, expected, "alerts in [start, end), newest first");
     assert!(
-        store.latest_alerts(TimeWindow::ALL, None, 0).await?.is_empty(),
+        store
+            .latest_alerts(TimeWindow::ALL, &AlertSelection::All, 0)
+            .await?
+            .is_empty(),
         "limit 0"
     );
     Ok(())
@@ -1339,6 +1347,12 @@ pub async fn module_outputs_and_classes(factory: &dyn StoreFactory) -> Result<()
         values.push("is_good_quality".into(), Value::Bool(index % 2 == 0));
         values.push("roid".into(), Value::Int(index as i64 % 4));
         values.push("lc_features_g.amplitude".into(), Value::Float(1.5));
+        // "a_b" and "axb": a tag is matched exactly, `_` is no wildcard.
+        match index % 3 {
+            0 => values.push(crate::rows::TAGS_COLUMN.into(), Value::Text("a_b, sn".to_string())),
+            1 => values.push(crate::rows::TAGS_COLUMN.into(), Value::Text("axb".to_string())),
+            _ => {}
+        }
         if let Some(class) = classes.get(index % 5) {
             values.push(crate::rows::CLASS_COLUMN.into(), Value::Text((*class).to_string()));
         }
@@ -1373,7 +1387,9 @@ pub async fn module_outputs_and_classes(factory: &dyn StoreFactory) -> Result<()
         sn.iter().map(|alert| alert.source_id()).collect()
     };
     assert!(!expected_sn.is_empty());
-    let latest = store.latest_alerts(TimeWindow::ALL, Some("SN candidate"), 1000).await?;
+    let latest = store
+        .latest_alerts(TimeWindow::ALL, &AlertSelection::Class("SN candidate".into()), 1000)
+        .await?;
     let mut ids: Vec<i64> = latest.iter().map(|row| row.detection.source_id).collect();
     let mut expected_sorted = expected_sn.clone();
     ids.sort_unstable();
@@ -1388,11 +1404,36 @@ pub async fn module_outputs_and_classes(factory: &dyn StoreFactory) -> Result<()
     );
     assert!(
         store
-            .latest_alerts(TimeWindow::ALL, Some("Kilonova"), 10)
+            .latest_alerts(TimeWindow::ALL, &AlertSelection::Class("Kilonova".into()), 10)
             .await?
             .is_empty(),
         "unknown class"
     );
+
+    let tagged = |tag: &str| {
+        let mut ids: Vec<i64> = alerts
+            .iter()
+            .filter(|alert| {
+                alert
+                    .module_values
+                    .get(crate::rows::TAGS_COLUMN)
+                    .and_then(Value::as_str)
+                    .is_some_and(|tags| tags.split(',').any(|one| one.trim() == tag))
+            })
+            .map(Alert::source_id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    for tag in ["a_b", "sn", "axb", "a", "b"] {
+        let rows = store
+            .latest_alerts(TimeWindow::ALL, &AlertSelection::Tag(tag.into()), 1000)
+            .await?;
+        let mut ids: Vec<i64> = rows.iter().map(|row| row.detection.source_id).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, tagged(tag), "alerts tagged {tag:?}");
+    }
+    assert!(!tagged("a_b").is_empty() && !tagged("axb").is_empty());
 
     let counts = store.classes().await?;
     let count_of = |class: &str| {

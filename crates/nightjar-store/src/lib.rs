@@ -172,6 +172,17 @@ pub struct AlertRow {
     pub class: Option<String>,
 }
 
+/// Which alerts [`Store::latest_alerts`] returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AlertSelection {
+    /// Every alert.
+    All,
+    /// Alerts whose `class` output is this class.
+    Class(String),
+    /// Alerts whose `tags` output (comma-separated) holds this tag.
+    Tag(String),
+}
+
 /// How many stored alerts have one class.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClassCount {
@@ -279,12 +290,11 @@ pub trait Store: Send + Sync {
         window: TimeWindow,
     ) -> Result<Vec<(ObjectSummary, f64)>, StoreError>;
 
-    /// Alerts received in the window, newest first, at most `limit`; only those of `class`
-    /// when given.
+    /// The selected alerts received in the window, newest first, at most `limit`.
     async fn latest_alerts(
         &self,
         window: TimeWindow,
-        class: Option<&str>,
+        selection: &AlertSelection,
         limit: usize,
     ) -> Result<Vec<AlertRow>, StoreError>;
 

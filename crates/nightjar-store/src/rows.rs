@@ -135,6 +135,31 @@ pub fn alert_class(alert: &Alert) -> Option<&str> {
         .and_then(nightjar_core::Value::as_str)
 }
 
+/// The science-module output listing the alert's tags, comma-separated.
+pub const TAGS_COLUMN: &str = "tags";
+
+/// The alert's tags as stored for lookups: `,tag1,tag2,` (each tag between commas, so a tag is
+/// found by searching for `,tag,`), or `None` without tags.
+pub fn alert_tags_key(alert: &Alert) -> Option<String> {
+    let tags = alert.module_values.get(TAGS_COLUMN)?.as_str()?;
+    let tags: Vec<&str> = tags.split(',').map(str::trim).filter(|tag| !tag.is_empty()).collect();
+    (!tags.is_empty()).then(|| format!(",{},", tags.join(",")))
+}
+
+/// The lookup key of one tag, as searched for in [`alert_tags_key`]'s text.
+pub fn tag_key(tag: &str) -> String {
+    format!(",{},", tag.trim())
+}
+
+/// The (class, tag key) a selection filters on; `None` for what it does not filter.
+pub fn selection_filters(selection: &crate::AlertSelection) -> (Option<&str>, Option<String>) {
+    match selection {
+        crate::AlertSelection::All => (None, None),
+        crate::AlertSelection::Class(class) => (Some(class), None),
+        crate::AlertSelection::Tag(tag) => (None, Some(tag_key(tag))),
+    }
+}
+
 /// The alert's science-module outputs as JSON object text (nulls absent), for the store.
 pub fn module_values_json(alert: &Alert) -> String {
     serde_json::to_string(&alert.module_values).unwrap_or_else(|_| "{}".to_string())

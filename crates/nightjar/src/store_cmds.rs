@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use nightjar_core::{Origin, Survey};
 use nightjar_pipeline::{Message, decode_batch};
-use nightjar_store::{Night, TimeWindow};
+use nightjar_store::{AlertSelection, Night, TimeWindow};
 
 use crate::config::Config;
 use crate::run::{RunArgs, decoder_for, ingest, open_reader, open_store, print_summary, registry_for};
@@ -282,7 +282,7 @@ pub async fn query(config: &Config, args: QueryArgs) -> anyhow::Result<ExitCode>
             eprintln!("{} objects", found.len());
         }
         Query::Latest { n } => {
-            for alert in store.latest_alerts(TimeWindow::ALL, None, n).await? {
+            for alert in store.latest_alerts(TimeWindow::ALL, &AlertSelection::All, n).await? {
                 serde_json::to_writer(&mut out, &alert.detection)?;
                 writeln!(out)?;
             }

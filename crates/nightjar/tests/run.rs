@@ -41,7 +41,7 @@ fn snapshot(data_dir: &Path) -> (StoreCounts, Vec<String>) {
         let counts = store.counts().await.expect("counts");
         let mut objects = Vec::new();
         for alert in store
-            .latest_alerts(TimeWindow::ALL, None, usize::MAX)
+            .latest_alerts(TimeWindow::ALL, &nightjar_store::AlertSelection::All, usize::MAX)
             .await
             .expect("alerts")
         {
@@ -78,7 +78,7 @@ fn run_stores_every_bundled_alert_and_a_rerun_changes_nothing() {
     let stored = runtime().block_on(async {
         let store = SqliteStore::open_read_only(dir.path()).expect("the store opens");
         store
-            .latest_alerts(TimeWindow::ALL, None, usize::MAX)
+            .latest_alerts(TimeWindow::ALL, &nightjar_store::AlertSelection::All, usize::MAX)
             .await
             .expect("alerts")
     });

@@ -25,6 +25,9 @@ pub const OBJECT: &str = "ZTF21abiuvdk";
 /// The class given to the light-curve fixture's alerts.
 pub const FIXTURE_CLASS: &str = "SN candidate";
 
+/// The tags given to the light-curve fixture's alerts.
+pub const FIXTURE_TAGS: &str = "sn_near_galaxy_candidate,extragalactic_new_candidate";
+
 /// Runs the built-in science modules on a batch and attaches their outputs.
 fn enrich(mut alerts: Vec<nightjar_core::Alert>) -> Vec<nightjar_core::Alert> {
     let modules = nightjar_modules::builtin_modules(&nightjar_modules::ModulesConfig::default()).expect("modules");
@@ -56,6 +59,8 @@ fn fixture() -> &'static Fixture {
                 for alert in &mut light_curve {
                     let class = nightjar_core::Value::Text(FIXTURE_CLASS.to_string());
                     alert.module_values.push("class".into(), class);
+                    let tags = nightjar_core::Value::Text(FIXTURE_TAGS.to_string());
+                    alert.module_values.push("tags".into(), tags);
                 }
                 for batch in [light_curve, enrich(ztf_other_alerts()), enrich(rubin_alerts())] {
                     store.write_batch(&batch).await.expect("writing the fixtures");
