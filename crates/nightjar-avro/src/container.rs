@@ -143,38 +143,45 @@ impl<'a> Container<'a> {
     /// block cannot be located, decoding goes on at the next block.
     pub fn records<T: DeserializeOwned>(&self) -> Result<Vec<RecordResult<T>>, DecodeErrorKind> {
         let mut records = Vec::new();
-        self.for_each_block(|data, count| decode_block::<T>(&self.schema.schema, data, count, &mut records))?;
+        self.for_each_block(|_, data, count| decode_block::<T>(&self.schema.schema, data, count, &mut records))?;
         Ok(records)
     }
 
-    /// Every record's datum bytes (decompressed), for copying an alert unchanged into an output
-    /// stream. The records of a block are found by skipping through them with the schema; a
-    /// record that cannot be skipped ends its block, as in [`Container::records`].
-    pub fn datums(&self) -> Result<Vec<RecordResult<Vec<u8>>>, DecodeErrorKind> {
+    /// The raw bytes of every record (schemaless Avro datums of [`Container::schema`]), in
+    /// order, for passing records on unchanged. A block of one record is its datum as is; the
+    /// records of a larger block are delimited by skipping through each with the schema.
+    pub fn datums(&self) -> Result<Vec<Vec<u8>>, DecodeErrorKind> {
         let mut datums = Vec::new();
-        self.for_each_block(|data, count| {
+        let mut failure = None;
+        self.for_each_block(|block_index, data, count| {
+            if failure.is_some() {
+                return;
+            }
+            if count == 1 {
+                datums.push(data.to_vec());
+                return;
+            }
             let mut rest = data;
-            for _ in 0..count {
+            for record_index in 0..count {
                 let mut state = serde_avro_fast::de::DeserializerState::from_slice(rest, &self.schema.schema);
-                match serde::de::IgnoredAny::deserialize(state.deserializer()) {
-                    Ok(_) => {
-                        let after = remaining(rest, state);
-                        datums.push(Ok(rest[..rest.len() - after.len()].to_vec()));
-                        rest = after;
-                    }
-                    Err(error) => {
-                        datums.push(Err(corrupt("record", error)));
-                        return;
-                    }
+                if let Err(error) = serde::de::IgnoredAny::deserialize(state.deserializer()) {
+                    failure = Some(corrupt(&format!("block {block_index} record {record_index}"), error));
+                    return;
                 }
+                let after = remaining(rest, state);
+                datums.push(rest[..rest.len() - after.len()].to_vec());
+                rest = after;
             }
         })?;
-        Ok(datums)
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(datums),
+        }
     }
 
-    /// Calls `on_block` with each block's decompressed data and record count, checking the
-    /// framing (sync markers, counts, sizes) on the way.
-    fn for_each_block(&self, mut on_block: impl FnMut(&[u8], usize)) -> Result<(), DecodeErrorKind> {
+    /// Calls `on_block` with each block's index, decompressed data and record count, checking
+    /// the framing (sync markers, counts, sizes) on the way.
+    fn for_each_block(&self, mut on_block: impl FnMut(usize, &[u8], usize)) -> Result<(), DecodeErrorKind> {
         let mut rest = self.body;
         let mut block_index = 0usize;
         while !rest.is_empty() {
@@ -195,7 +202,7 @@ impl<'a> Container<'a> {
             }
             let data = decompress(self.codec, block.data)
                 .map_err(|reason| DecodeErrorKind::Corrupt(format!("block {block_index}: {reason}")))?;
-            on_block(&data, block.count as usize);
+            on_block(block_index, &data, block.count as usize);
             block_index += 1;
         }
         Ok(())

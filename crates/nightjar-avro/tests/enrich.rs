@@ -89,7 +89,6 @@ fn enriched_real_alerts_read_back_with_apache_avro() {
         .expect("extends");
         let extended = apache_avro::Schema::parse_str(enriched.schema_json()).expect("extended schema parses");
         for datum in container.datums().expect("datums") {
-            let datum = datum.expect("datum");
             let mut values = ModuleValues::new();
             values.push("real_bogus".into(), Value::Float(0.5 + index as f64));
             values.push("roid".into(), Value::Int(-3 - index as i64 * 1000));
