@@ -170,6 +170,47 @@ impl<'a> Container<'a> {
     }
 }
 
+impl Container<'_> {
+    /// The raw bytes of every record (schemaless Avro datums of [`Container::schema`]), in
+    /// order, for passing records on unchanged. A block of one record is its datum as is;
+    /// the records of a larger block are delimited by skipping through each with the schema.
+    pub fn datums(&self) -> Result<Vec<Vec<u8>>, DecodeErrorKind> {
+        let mut datums = Vec::new();
+        let mut rest = self.body;
+        let mut block_index = 0usize;
+        while !rest.is_empty() {
+            let mut state = serde_avro_fast::de::DeserializerState::from_slice(rest, &BLOCK_SCHEMA);
+            let block = Block::deserialize(state.deserializer())
+                .map_err(|error| corrupt(&format!("block {block_index}"), error))?;
+            rest = remaining(rest, state);
+            if block.sync != self.sync || !(0..=MAX_RECORDS_PER_BLOCK).contains(&block.count) {
+                return Err(DecodeErrorKind::Corrupt(format!(
+                    "block {block_index}: bad sync marker or record count"
+                )));
+            }
+            let data = decompress(self.codec, block.data)
+                .map_err(|reason| DecodeErrorKind::Corrupt(format!("block {block_index}: {reason}")))?;
+            if block.count == 1 {
+                datums.push(data.into_owned());
+            } else {
+                let mut record_rest: &[u8] = &data;
+                for record_index in 0..block.count {
+                    let mut state =
+                        serde_avro_fast::de::DeserializerState::from_slice(record_rest, &self.schema.schema);
+                    serde::de::IgnoredAny::deserialize(state.deserializer())
+                        .map_err(|error| corrupt(&format!("block {block_index} record {record_index}"), error))?;
+                    let after = remaining(record_rest, state);
+                    let length = record_rest.len() - after.len();
+                    datums.push(record_rest[..length].to_vec());
+                    record_rest = after;
+                }
+            }
+            block_index += 1;
+        }
+        Ok(datums)
+    }
+}
+
 /// The unread rest of the slice a deserializer was reading.
 pub(crate) fn remaining<'a>(
     input: &'a [u8],

@@ -1,0 +1,113 @@
+//! Output records: what nightjar publishes for an alert. The value is the schemaless Avro datum
+//! of the alert, the key the Avro schema as JSON (the format fink-client reads). Until science
+//! modules add columns, the datum and schema are the input's own, passed on unchanged: a ZTF
+//! container's writer schema and record bytes, a Rubin wire message's datum and the schema of
+//! its id.
+
+use std::sync::Arc;
+
+use nightjar_avro::WriterSchema;
+use nightjar_core::{Alert, Origin, Survey};
+use nightjar_decode::{Decoder, Format, detect_format};
+
+use crate::error::KafkaError;
+
+/// One alert ready for an output topic.
+#[derive(Debug, Clone)]
+pub struct OutputRecord {
+    /// The writer schema of `datum`; its JSON text is the record's key.
+    pub schema: Arc<WriterSchema>,
+    /// The alert as a schemaless Avro datum.
+    pub datum: Vec<u8>,
+    /// Chooses the partition.
+    pub object_id: String,
+    /// Goes in the `source_id` header, so that consumers can drop duplicates.
+    pub source_id: i64,
+    pub survey: Survey,
+    /// Timestamp of the input record, ms since the Unix epoch (for latency).
+    pub input_timestamp_ms: Option<i64>,
+}
+
+/// The raw records of one message, taken before decoding moves its bytes.
+#[derive(Debug)]
+pub enum RawRecords {
+    /// A container: its writer schema and each record's datum.
+    Container {
+        schema: Arc<WriterSchema>,
+        datums: Vec<Vec<u8>>,
+    },
+    /// A Confluent wire message: its schema id and datum. The schema is looked up after
+    /// decoding, which may have fetched it from a registry.
+    Wire { schema_id: u32, datum: Vec<u8> },
+}
+
+impl RawRecords {
+    /// Splits a message into its raw records.
+    pub fn split(decoder: &mut Decoder, bytes: &[u8], origin: &Origin) -> Result<RawRecords, KafkaError> {
+        let error = |reason: String| KafkaError::Output {
+            origin: origin.to_string(),
+            reason,
+        };
+        match detect_format(bytes).map_err(|kind| error(kind.to_string()))? {
+            Format::Container => {
+                let container = decoder.open_container(bytes).map_err(|kind| error(kind.to_string()))?;
+                let datums = container.datums().map_err(|kind| error(kind.to_string()))?;
+                Ok(RawRecords::Container {
+                    schema: container.schema.clone(),
+                    datums,
+                })
+            }
+            Format::ConfluentWire => {
+                let (schema_id, datum) = nightjar_avro::split_wire(bytes).map_err(|kind| error(kind.to_string()))?;
+                Ok(RawRecords::Wire {
+                    schema_id,
+                    datum: datum.to_vec(),
+                })
+            }
+        }
+    }
+
+    /// Pairs the raw records with the alerts decoded from the same message. Every record must
+    /// have decoded (a message with an undecodable record gives an error, and its decoded
+    /// alerts are stored but not published).
+    pub fn into_output(
+        self,
+        decoder: &Decoder,
+        alerts: &[Alert],
+        origin: &Origin,
+        input_timestamp_ms: Option<i64>,
+    ) -> Result<Vec<OutputRecord>, KafkaError> {
+        let error = |reason: String| KafkaError::Output {
+            origin: origin.to_string(),
+            reason,
+        };
+        let (schema, datums) = match self {
+            RawRecords::Container { schema, datums } => (schema, datums),
+            RawRecords::Wire { schema_id, datum } => {
+                let schema = decoder
+                    .rubin_schema(schema_id)
+                    .ok_or_else(|| error(format!("schema id {schema_id} is not known")))?;
+                (schema, vec![datum])
+            }
+        };
+        if datums.len() != alerts.len() {
+            return Err(error(format!(
+                "{} of its {} records decoded; a message is published whole or not at all",
+                alerts.len(),
+                datums.len()
+            )));
+        }
+        Ok(datums
+            .into_iter()
+            .zip(alerts)
+            .map(|(datum, alert)| OutputRecord {
+                schema: schema.clone(),
+                datum,
+                object_id: alert.object_id.clone(),
+                source_id: alert.source_id(),
+                survey: alert.survey,
+                input_timestamp_ms,
+            })
+            .collect())
+    }
+}
