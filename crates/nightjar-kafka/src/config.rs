@@ -12,7 +12,7 @@ use crate::error::KafkaError;
 
 /// Everything Kafka (the `[kafka]` table): the connection shared by the source and the sink,
 /// and each of them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
     /// Bootstrap brokers, `host:port[,host:port...]`.
@@ -31,6 +31,20 @@ pub struct KafkaConfig {
     pub source: KafkaSourceConfig,
     /// The output stream.
     pub sink: KafkaSinkConfig,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: KafkaConnection::default().brokers,
+            security_protocol: None,
+            sasl: None,
+            tls: None,
+            properties: BTreeMap::new(),
+            source: KafkaSourceConfig::default(),
+            sink: KafkaSinkConfig::default(),
+        }
+    }
 }
 
 impl KafkaConfig {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod consumer;
 pub mod error;
 pub mod output;
+pub mod producer;
 pub mod sink;
 pub mod stream;
 #[cfg(feature = "testing")]
@@ -23,6 +24,7 @@ pub use config::{
 };
 pub use consumer::{BatchOffsets, KafkaBatch, KafkaRecord, KafkaSource};
 pub use error::KafkaError;
-pub use output::{OutputRecord, RawRecords};
+pub use output::{OutputReader, OutputRecord, RawRecords};
+pub use producer::MessageProducer;
 pub use sink::{AlertSink, Delivered, SOURCE_ID_HEADER, SURVEY_HEADER, partition_for};
 pub use stream::{StageTimes, StreamError, StreamOptions, StreamParts, StreamSummary, latency_quantiles, run_stream};

@@ -111,3 +111,46 @@ impl RawRecords {
             .collect())
     }
 }
+
+/// Reads nightjar's output records (key = schema JSON, value = schemaless datum) back into
+/// alerts, as a livestream client does.
+#[derive(Debug, Default)]
+pub struct OutputReader {
+    schemas: nightjar_avro::SchemaCache,
+    decoder: Decoder,
+}
+
+impl OutputReader {
+    pub fn new() -> OutputReader {
+        OutputReader::default()
+    }
+
+    /// The writer schema named by a record's key (parsed once per distinct text).
+    pub fn schema(&mut self, key: &[u8], origin: &Origin) -> Result<Arc<WriterSchema>, KafkaError> {
+        self.schemas.get_or_parse(key).map_err(|reason| KafkaError::Output {
+            origin: origin.to_string(),
+            reason: format!("the key is not an Avro schema: {reason}"),
+        })
+    }
+
+    /// Decodes one output record into its alert.
+    pub fn decode(&mut self, key: &[u8], value: &[u8], origin: &Origin) -> Result<Alert, KafkaError> {
+        let schema = self.schema(key, origin)?;
+        let container = nightjar_avro::write_container(&schema, [value]).map_err(|kind| KafkaError::Output {
+            origin: origin.to_string(),
+            reason: kind.to_string(),
+        })?;
+        let mut alerts = self.decoder.decode(&container, origin);
+        match (alerts.pop(), alerts.is_empty()) {
+            (Some(Ok(alert)), true) => Ok(alert),
+            (Some(Err(error)), _) => Err(KafkaError::Output {
+                origin: origin.to_string(),
+                reason: error.to_string(),
+            }),
+            _ => Err(KafkaError::Output {
+                origin: origin.to_string(),
+                reason: "not exactly one alert".to_string(),
+            }),
+        }
+    }
+}
