@@ -306,7 +306,12 @@ impl KafkaSource {
             if now >= deadline {
                 break;
             }
-            match tokio::time::timeout(deadline - now, self.consumer.recv()).await {
+            let received = tokio::time::timeout(deadline - now, self.consumer.recv()).await;
+            // A rebalance is served inside `recv`, before the message it returns: the records
+            // held so far may belong to revoked partitions, the new one does not (it was
+            // fetched under the new assignment, from the committed offset).
+            self.drop_revoked(&mut records);
+            match received {
                 Err(_elapsed) => break,
                 Ok(Ok(message)) => records.push(KafkaRecord::from_message(&message)),
                 Ok(Err(error)) => {
@@ -320,7 +325,6 @@ impl KafkaSource {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
-            self.drop_revoked(&mut records);
         }
         Ok(KafkaBatch { records })
     }

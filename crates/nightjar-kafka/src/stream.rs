@@ -75,6 +75,9 @@ pub struct StreamSummary {
     pub latencies_ms: Vec<i64>,
 }
 
+/// How much longer than `stop_when_idle` a worker waits for partitions before it stops.
+const UNASSIGNED_GRACE: Duration = Duration::from_secs(60);
+
 /// Most latency samples kept.
 const MAX_LATENCY_SAMPLES: usize = 1_000_000;
 
@@ -107,6 +110,7 @@ pub async fn run_stream(
     let started = Instant::now();
     let mut summary = StreamSummary::default();
     let mut last_message = Instant::now();
+    let mut unassigned_since: Option<Instant> = None;
     loop {
         if *shutdown.borrow() {
             tracing::info!("shutdown requested; the last batch is committed");
@@ -120,14 +124,30 @@ pub async fn run_stream(
         let mut batch = source.next_batch().await?;
         summary.stages.poll += stage.elapsed();
         if batch.is_empty() {
-            if options
-                .stop_when_idle
-                .is_some_and(|idle| last_message.elapsed() >= idle)
-            {
-                break;
+            if let Some(idle) = options.stop_when_idle {
+                // Idle time counts only while partitions are assigned: a worker waiting for
+                // the group to rebalance (a dead member's session has not expired yet) is not
+                // idle. Unassigned for a minute past the idle time, it gives up.
+                if source.assignment().is_empty() {
+                    let since = *unassigned_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= idle + UNASSIGNED_GRACE {
+                        tracing::warn!(
+                            "no partition assigned for {:.0} s; stopping",
+                            since.elapsed().as_secs_f64()
+                        );
+                        break;
+                    }
+                    last_message = Instant::now();
+                } else {
+                    unassigned_since = None;
+                    if last_message.elapsed() >= idle {
+                        break;
+                    }
+                }
             }
             continue;
         }
+        unassigned_since = None;
         last_message = Instant::now();
         let offsets = batch.offsets();
         let timestamps: Vec<Option<i64>> = batch.records.iter().map(|record| record.timestamp_ms).collect();
