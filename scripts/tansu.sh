@@ -11,6 +11,10 @@
 #
 # The Kafka tests start their own broker on a free port when NIGHTJAR_KAFKA_BROKERS is not set;
 # they find the binary through NIGHTJAR_TANSU, else $TANSU_DIR/bin/tansu, else the PATH.
+#
+# Known tansu 0.6 behaviour: a fetch that starts inside a record batch gets the next batch,
+# so a consumer resuming at a mid-batch committed offset skips the rest of that batch. Tests
+# that restart consumers produce one message per batch (batch.num.messages = 1).
 set -euo pipefail
 
 TANSU_VERSION="${TANSU_VERSION:-0.6.0}"
