@@ -26,5 +26,8 @@ pub use consumer::{BatchOffsets, KafkaBatch, KafkaRecord, KafkaSource};
 pub use error::KafkaError;
 pub use output::{OutputReader, OutputRecord, RawRecords};
 pub use producer::MessageProducer;
-pub use sink::{AlertSink, Delivered, SOURCE_ID_HEADER, SURVEY_HEADER, partition_for};
-pub use stream::{StageTimes, StreamError, StreamOptions, StreamParts, StreamSummary, latency_quantiles, run_stream};
+pub use sink::{AlertSink, Delivered, PendingDeliveries, SOURCE_ID_HEADER, SURVEY_HEADER, partition_for};
+pub use stream::{
+    CrashAt, CrashPoint, StageTimes, StreamError, StreamOptions, StreamParts, StreamSummary, latency_quantiles,
+    run_stream,
+};

@@ -35,6 +35,22 @@ pub struct Delivered {
     pub bytes: u64,
 }
 
+/// Records enqueued whose delivery reports are not in yet.
+#[derive(Default)]
+pub struct PendingDeliveries {
+    in_flight: VecDeque<(i32, DeliveryFuture)>,
+    delivered: Delivered,
+}
+
+impl std::fmt::Debug for PendingDeliveries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingDeliveries")
+            .field("in_flight", &self.in_flight.len())
+            .field("records", &self.delivered.records)
+            .finish()
+    }
+}
+
 /// A producer bound to one output topic.
 pub struct AlertSink {
     producer: FutureProducer,
@@ -110,11 +126,16 @@ impl AlertSink {
         self.partitions
     }
 
-    /// Publishes every record and waits for each delivery report. When the producer's
-    /// bounded queue is full, waits for the oldest delivery first (backpressure).
+    /// Publishes every record and waits for each delivery report.
     pub async fn send_all(&self, records: &[OutputRecord]) -> Result<Delivered, KafkaError> {
-        let mut in_flight: VecDeque<(i32, DeliveryFuture)> = VecDeque::new();
-        let mut delivered = Delivered::default();
+        let pending = self.publish(records).await?;
+        self.wait(pending).await
+    }
+
+    /// Enqueues every record without waiting for their delivery reports. When the producer's
+    /// bounded queue is full, waits for the oldest delivery first (backpressure).
+    pub async fn publish(&self, records: &[OutputRecord]) -> Result<PendingDeliveries, KafkaError> {
+        let mut pending = PendingDeliveries::default();
         for record in records {
             let partition = partition_for(&record.object_id, self.partitions);
             let source_id = record.source_id.to_string();
@@ -135,12 +156,12 @@ impl AlertSink {
             loop {
                 match self.producer.send_result(future_record) {
                     Ok(delivery) => {
-                        in_flight.push_back((partition, delivery));
+                        pending.in_flight.push_back((partition, delivery));
                         break;
                     }
                     Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                         future_record = returned;
-                        match in_flight.pop_front() {
+                        match pending.in_flight.pop_front() {
                             Some((partition, delivery)) => self.await_delivery(partition, delivery).await?,
                             None => tokio::time::sleep(Duration::from_millis(50)).await,
                         }
@@ -154,13 +175,18 @@ impl AlertSink {
                     }
                 }
             }
-            delivered.records += 1;
-            delivered.bytes += (record.datum.len() + record.schema.json.len()) as u64;
+            pending.delivered.records += 1;
+            pending.delivered.bytes += (record.datum.len() + record.schema.json.len()) as u64;
         }
-        while let Some((partition, delivery)) = in_flight.pop_front() {
+        Ok(pending)
+    }
+
+    /// Waits for every delivery report of a [`AlertSink::publish`].
+    pub async fn wait(&self, mut pending: PendingDeliveries) -> Result<Delivered, KafkaError> {
+        while let Some((partition, delivery)) = pending.in_flight.pop_front() {
             self.await_delivery(partition, delivery).await?;
         }
-        Ok(delivered)
+        Ok(pending.delivered)
     }
 
     async fn await_delivery(&self, partition: i32, delivery: DeliveryFuture) -> Result<(), KafkaError> {

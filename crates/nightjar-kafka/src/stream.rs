@@ -29,6 +29,59 @@ pub struct StreamOptions {
     /// Stop once no message has arrived for this long (tests, replays); `None` runs until
     /// shutdown.
     pub stop_when_idle: Option<Duration>,
+    /// Crash tests: abort the process at this point of this batch.
+    pub crash_at: Option<CrashAt>,
+}
+
+/// A point in a batch's life where a crash test aborts the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// Decoded, nothing stored.
+    AfterDecode,
+    /// Stored, nothing published.
+    AfterStore,
+    /// Published, before the delivery reports.
+    AfterProduce,
+    /// Every delivery report in, not committed.
+    AfterDelivery,
+}
+
+/// Where a crash test aborts: a point of the batch with this index (0 = the first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashAt {
+    pub point: CrashPoint,
+    pub batch: u64,
+}
+
+impl std::str::FromStr for CrashAt {
+    type Err = String;
+
+    /// `after_decode`, `after_store`, `after_produce` or `after_delivery`, then `:BATCH`.
+    fn from_str(text: &str) -> Result<CrashAt, String> {
+        let (point, batch) = text.split_once(':').unwrap_or((text, "0"));
+        let point = match point {
+            "after_decode" => CrashPoint::AfterDecode,
+            "after_store" => CrashPoint::AfterStore,
+            "after_produce" => CrashPoint::AfterProduce,
+            "after_delivery" => CrashPoint::AfterDelivery,
+            other => {
+                return Err(format!(
+                    "crash point {other:?} (expected after_decode, after_store, after_produce or after_delivery, then :BATCH)"
+                ));
+            }
+        };
+        let batch = batch
+            .parse()
+            .map_err(|_| format!("crash point batch {batch:?} is not a number"))?;
+        Ok(CrashAt { point, batch })
+    }
+}
+
+fn crash_if(options: &StreamOptions, point: CrashPoint, batch: u64) {
+    if options.crash_at == Some(CrashAt { point, batch }) {
+        tracing::error!(?point, batch, "crash test: aborting");
+        std::process::abort();
+    }
 }
 
 /// Why the loop stopped with an error; the batch it was on is not committed.
@@ -180,6 +233,7 @@ pub async fn run_stream(
             dead_letters.extend(letters);
         }
         summary.stages.decode += stage.elapsed();
+        crash_if(options, CrashPoint::AfterDecode, summary.ingest.batches);
 
         // Store.
         let stage = Instant::now();
@@ -193,11 +247,14 @@ pub async fn run_stream(
         }
         let written = store.write_batch(&alerts).await.map_err(store_error)?;
         summary.stages.store += stage.elapsed();
+        crash_if(options, CrashPoint::AfterStore, batch_index);
 
         // Publish and wait for every delivery report.
         let stage = Instant::now();
         if let Some(sink) = sink {
-            let delivered = sink.send_all(&outputs).await?;
+            let pending = sink.publish(&outputs).await?;
+            crash_if(options, CrashPoint::AfterProduce, batch_index);
+            let delivered = sink.wait(pending).await?;
             summary.delivered += delivered.records;
             summary.delivered_bytes += delivered.bytes;
             let now_ms = unix_ms();
@@ -210,6 +267,8 @@ pub async fn run_stream(
             }
         }
         summary.stages.sink += stage.elapsed();
+
+        crash_if(options, CrashPoint::AfterDelivery, batch_index);
 
         // Commit.
         let stage = Instant::now();

@@ -167,6 +167,7 @@ async fn real_alerts_go_through_the_broker_once_each_and_come_out_unchanged() {
                 keep_cutouts: true,
                 max_messages: Some(n_files),
                 stop_when_idle: Some(Duration::from_secs(60)),
+                crash_at: None,
             },
             no_shutdown(),
             |summary| batch_sizes.push(summary.ingest.messages),

@@ -152,9 +152,18 @@ pub async fn run_stream(
     );
     let mut decoder = crate::run::decoder_for(config);
     let mut registry = crate::run::registry_for(config, args.schema_registry.as_ref())?;
+    // Crash tests name a point where the worker aborts: NIGHTJAR_CRASH_AT=after_store:2.
+    let crash_at = match std::env::var("NIGHTJAR_CRASH_AT") {
+        Ok(text) => Some(
+            text.parse::<nightjar_kafka::CrashAt>()
+                .map_err(|reason| anyhow::anyhow!("NIGHTJAR_CRASH_AT: {reason}"))?,
+        ),
+        Err(_) => None,
+    };
     let options = StreamOptions {
         keep_cutouts: !args.no_cutouts,
         max_messages: None,
+        crash_at,
         stop_when_idle: args
             .kafka
             .until_idle

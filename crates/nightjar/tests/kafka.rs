@@ -264,6 +264,20 @@ fn a_broker_that_is_down_is_a_clear_error_after_retries() {
     );
 }
 
+/// Runs `nightjar` as [`nightjar`] does, with extra environment variables.
+fn nightjar_with_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nightjar"));
+    command
+        .args(args)
+        .current_dir(repo())
+        .env_remove("NIGHTJAR_CONFIG")
+        .env("RUST_LOG", "error");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("running nightjar")
+}
+
 /// Runs `nightjar run` on the Kafka source until killed with SIGKILL after `after`.
 fn run_then_kill(args: &[&str], after: Duration) {
     let mut worker = Command::new(env!("CARGO_BIN_EXE_nightjar"))
@@ -377,4 +391,93 @@ fn workers_killed_with_sigkill_lose_no_alert_and_store_none_twice() {
     assert_eq!(distinct.len(), N_ALERTS, "every alert delivered at least once");
     assert_eq!(ids.len(), N_ALERTS, "the client drops duplicates by source id");
     eprintln!("consume: {}", stderr(&consumed).trim());
+}
+
+#[test]
+fn a_crash_at_each_point_of_a_batch_loses_nothing_and_stores_nothing_twice() {
+    const N_ALERTS: usize = 300;
+    let brokers = testing::brokers();
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    // One message per producer batch: see the crash test above (tansu's mid-batch fetch).
+    let producer_config = data_dir.path().join("producer.toml");
+    std::fs::write(&producer_config, "[kafka.properties]\n\"batch.num.messages\" = \"1\"\n").expect("config");
+    for point in ["after_decode", "after_store", "after_produce", "after_delivery"] {
+        let input = format!("kafka://{brokers}/{}", unique_name(&format!("point-{point}-in")));
+        let output = format!("kafka://{brokers}/{}", unique_name(&format!("point-{point}-out")));
+        let produced = nightjar(&[
+            "--config",
+            producer_config.to_str().expect("utf-8"),
+            "produce",
+            "--to",
+            &input,
+            "--from",
+            "tests/data/ztf/alerts/boom_20240715_v4.02",
+            "--count",
+            &N_ALERTS.to_string(),
+            "--partitions",
+            "2",
+        ]);
+        assert!(produced.status.success(), "{}", stderr(&produced));
+        let store_dir = data_dir.path().join(point);
+        let store = store_dir.to_str().expect("utf-8");
+        let group = unique_name("point-group");
+        let args = [
+            "run",
+            "--source",
+            &input,
+            "--sink",
+            &output,
+            "--group",
+            &group,
+            "--quiet",
+            "--data-dir",
+            store,
+            "--batch-size",
+            "100",
+            "--no-cutouts",
+            "--until-idle",
+            "5",
+        ];
+        // The second batch crashes at the point; the worker aborts. The worker is a static
+        // member of its group, so that its restart takes its partitions back at once instead
+        // of waiting for the dead member's session to expire.
+        let instance = ("NIGHTJAR__KAFKA__SOURCE__INSTANCE_ID", "worker-1");
+        let crash = format!("{point}:1");
+        let crashed = nightjar_with_env(&args, &[instance, ("NIGHTJAR_CRASH_AT", &crash)]);
+        assert!(!crashed.status.success(), "{point}: the worker aborted");
+        assert!(stderr(&crashed).contains("crash test"), "{point}: {}", stderr(&crashed));
+        // Restarted, it finishes the stream.
+        let finished = nightjar_with_env(&args, &[instance]);
+        assert!(finished.status.success(), "{point}: {}", stderr(&finished));
+
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let counts = runtime.block_on(async {
+            let store = nightjar_store_sqlite::SqliteStore::open_read_only(&store_dir).expect("store");
+            nightjar_store::Store::counts(&store).await.expect("counts")
+        });
+        assert_eq!(counts.alerts, N_ALERTS as u64, "{point}: every alert stored once");
+
+        let saved = data_dir.path().join(format!("{point}.json"));
+        let consumed = nightjar(&[
+            "consume",
+            "--from",
+            &output,
+            "--timeout",
+            "5",
+            "--out",
+            saved.to_str().expect("utf-8"),
+        ]);
+        assert!(consumed.status.success(), "{point}: {}", stderr(&consumed));
+        let ids: BTreeSet<i64> = std::fs::read_to_string(&saved)
+            .expect("saved")
+            .lines()
+            .map(|line| {
+                serde_json::from_str::<serde_json::Value>(line).expect("JSON")["source_id"]
+                    .as_i64()
+                    .expect("id")
+            })
+            .collect();
+        assert_eq!(ids.len(), N_ALERTS, "{point}: every alert delivered at least once");
+        eprintln!("{point}: {}", stderr(&consumed).trim());
+    }
 }
