@@ -305,6 +305,10 @@ pub struct KafkaSourceConfig {
     pub instance_id: Option<String>,
     /// A worker silent this long is dead and its partitions go to the others, ms.
     pub session_timeout_ms: u32,
+    /// Longest time a batch may take (`max.poll.interval.ms`), ms; also how long a rebalance
+    /// waits for members to rejoin, so a dead member that never leaves holds its partitions
+    /// up to this long. At least `session_timeout_ms`.
+    pub max_poll_interval_ms: u32,
     /// Most messages in one micro-batch.
     pub max_batch: usize,
     /// Longest wait to fill a micro-batch, ms; a partial batch is processed after it.
@@ -322,6 +326,7 @@ impl Default for KafkaSourceConfig {
             group_id: "nightjar".to_string(),
             instance_id: None,
             session_timeout_ms: 10_000,
+            max_poll_interval_ms: 300_000,
             max_batch: 500,
             max_wait_ms: 1_000,
             start_offset: StartOffset::Earliest,
@@ -353,6 +358,12 @@ impl KafkaSourceConfig {
             return invalid(format!(
                 "kafka.source.session_timeout_ms = {} is outside 1000..=3600000",
                 self.session_timeout_ms
+            ));
+        }
+        if self.max_poll_interval_ms < self.session_timeout_ms {
+            return invalid(format!(
+                "kafka.source.max_poll_interval_ms = {} is less than session_timeout_ms = {}",
+                self.max_poll_interval_ms, self.session_timeout_ms
             ));
         }
         if self.queue_max_kbytes == 0 {

@@ -481,3 +481,112 @@ fn a_crash_at_each_point_of_a_batch_loses_nothing_and_stores_nothing_twice() {
         eprintln!("{point}: {}", stderr(&consumed).trim());
     }
 }
+
+/// Stored source ids of an embedded store.
+fn stored_alerts(dir: &std::path::Path) -> u64 {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    runtime.block_on(async {
+        let store = nightjar_store_sqlite::SqliteStore::open_read_only(dir).expect("store");
+        nightjar_store::Store::counts(&store).await.expect("counts").alerts
+    })
+}
+
+#[test]
+fn two_workers_share_a_group_and_one_takes_over_when_the_other_stops() {
+    const N_ALERTS: u64 = 2000;
+    let brokers = testing::brokers();
+    let input = format!("kafka://{brokers}/{}", unique_name("pair-in"));
+    let output = format!("kafka://{brokers}/{}", unique_name("pair-out"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    // One message per producer batch: see the crash test above (tansu's mid-batch fetch).
+    let config = dir.path().join("nightjar.toml");
+    std::fs::write(&config, "[kafka.properties]\n\"batch.num.messages\" = \"1\"\n").expect("config");
+    let config = config.to_str().expect("utf-8").to_string();
+    let produced = nightjar(&[
+        "--config",
+        &config,
+        "produce",
+        "--to",
+        &input,
+        "--from",
+        "tests/data/ztf/alerts/boom_20240715_v4.02",
+        "--count",
+        "2000",
+        "--partitions",
+        "4",
+    ]);
+    assert!(produced.status.success(), "{}", stderr(&produced));
+    let group = unique_name("pair-group");
+    // Each worker has its own embedded store (PostgreSQL is the shared one).
+    let (store_a, store_b) = (dir.path().join("a"), dir.path().join("b"));
+    let worker = |store: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "--config".to_string(),
+            config.clone(),
+            "run".to_string(),
+            "--source".to_string(),
+            input.clone(),
+            "--sink".to_string(),
+            output.clone(),
+            "--group".to_string(),
+            group.clone(),
+            "--quiet".to_string(),
+            "--batch-size".to_string(),
+            "50".to_string(),
+            "--no-cutouts".to_string(),
+            "--data-dir".to_string(),
+            store.to_str().expect("utf-8").to_string(),
+        ];
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        Command::new(env!("CARGO_BIN_EXE_nightjar"))
+            .args(args)
+            .current_dir(repo())
+            .env_remove("NIGHTJAR_CONFIG")
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting a worker")
+    };
+    let first = worker(&store_a, &[]);
+    std::thread::sleep(Duration::from_secs(1));
+    let second = worker(&store_b, &["--until-idle", "10"]);
+    std::thread::sleep(Duration::from_secs(4));
+    // The first stops (leaving the group); the second takes its partitions and finishes.
+    let stopped = Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(stopped.success());
+    let first = first.wait_with_output().expect("first exits");
+    assert!(first.status.success(), "{}", stderr(&first));
+    let second = second.wait_with_output().expect("second exits");
+    assert!(second.status.success(), "{}", stderr(&second));
+
+    let (in_a, in_b) = (stored_alerts(&store_a), stored_alerts(&store_b));
+    assert!(in_a > 0 && in_b > 0, "both worked: {in_a} and {in_b}");
+    // Each alert is stored by one worker; a batch in hand at the handover may be stored twice.
+    assert!(in_a + in_b >= N_ALERTS, "no alert lost: {in_a} + {in_b}");
+
+    let saved = dir.path().join("out.json");
+    let consumed = nightjar(&[
+        "consume",
+        "--from",
+        &output,
+        "--timeout",
+        "5",
+        "--out",
+        saved.to_str().expect("utf-8"),
+    ]);
+    assert!(consumed.status.success(), "{}", stderr(&consumed));
+    let ids: BTreeSet<i64> = std::fs::read_to_string(&saved)
+        .expect("saved")
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).expect("JSON")["source_id"]
+                .as_i64()
+                .expect("id")
+        })
+        .collect();
+    assert_eq!(ids.len() as u64, N_ALERTS, "every alert published");
+}
