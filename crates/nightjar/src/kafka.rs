@@ -170,6 +170,7 @@ pub async fn run_stream(
             .map(|idle| seconds(idle, "--until-idle"))
             .transpose()?,
     };
+    let mut progress = StreamProgress::new(Duration::from_secs(10));
     let summary = nightjar_kafka::run_stream(
         StreamParts {
             source: &source,
@@ -180,7 +181,7 @@ pub async fn run_stream(
         },
         &options,
         shutdown_flag(),
-        |_| {},
+        |summary| progress.report(summary),
     )
     .await?;
     if let Some(sink) = &sink {
@@ -188,6 +189,45 @@ pub async fn run_stream(
     }
     source.close();
     Ok(summary)
+}
+
+/// A progress line every `every`: alerts/s in and out since the last line, lag, batches.
+struct StreamProgress {
+    every: Duration,
+    last: Instant,
+    last_alerts: u64,
+    last_delivered: u64,
+}
+
+impl StreamProgress {
+    fn new(every: Duration) -> StreamProgress {
+        StreamProgress {
+            every,
+            last: Instant::now(),
+            last_alerts: 0,
+            last_delivered: 0,
+        }
+    }
+
+    fn report(&mut self, summary: &StreamSummary) {
+        let elapsed = self.last.elapsed();
+        if elapsed < self.every {
+            return;
+        }
+        let seconds = elapsed.as_secs_f64();
+        tracing::info!(
+            alerts = summary.ingest.alerts_read,
+            published = summary.delivered,
+            batches = summary.ingest.batches,
+            alerts_per_s_in = ((summary.ingest.alerts_read - self.last_alerts) as f64 / seconds).round(),
+            alerts_per_s_out = ((summary.delivered - self.last_delivered) as f64 / seconds).round(),
+            lag = summary.lag.unwrap_or(-1),
+            "streaming"
+        );
+        self.last = Instant::now();
+        self.last_alerts = summary.ingest.alerts_read;
+        self.last_delivered = summary.delivered;
+    }
 }
 
 /// The Kafka part of the run summary.
