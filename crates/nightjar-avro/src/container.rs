@@ -209,6 +209,25 @@ impl<'a> Container<'a> {
     }
 }
 
+/// An object container (codec null) holding `datums`, schemaless records of `schema` (their
+/// bytes are written as they are, not checked). The sync marker is derived from the schema.
+pub fn write_container<'d>(
+    schema: &WriterSchema,
+    datums: impl IntoIterator<Item = &'d [u8]>,
+) -> Result<Vec<u8>, DecodeErrorKind> {
+    let hash = xxhash_rust::xxh3::xxh3_128(schema.json.as_bytes());
+    let mut config = serde_avro_fast::ser::SerializerConfig::new(&schema.schema);
+    let error = |error: serde_avro_fast::ser::SerError| DecodeErrorKind::Container(format!("writing: {error}"));
+    let mut writer = serde_avro_fast::object_container_file_encoding::WriterBuilder::new(&mut config)
+        .sync_marker(hash.to_le_bytes())
+        .build(Vec::new())
+        .map_err(error)?;
+    for datum in datums {
+        writer.push_serialized(datum, 1).map_err(error)?;
+    }
+    writer.into_inner().map_err(error)
+}
+
 /// The unread rest of the slice a deserializer was reading.
 pub(crate) fn remaining<'a>(
     input: &'a [u8],

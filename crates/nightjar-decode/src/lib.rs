@@ -69,6 +69,17 @@ impl Decoder {
         self.rubin_schemas.insert(schema_id, json)
     }
 
+    /// The Rubin writer schema of a Confluent schema id, bundled or added, if known.
+    pub fn rubin_schema(&self, schema_id: u32) -> Option<std::sync::Arc<nightjar_avro::WriterSchema>> {
+        self.rubin_schemas.get(schema_id)
+    }
+
+    /// Opens a container message with this decoder's schema cache (its writer schema is
+    /// parsed once per distinct text).
+    pub fn open_container<'a>(&mut self, bytes: &'a [u8]) -> Result<Container<'a>, DecodeErrorKind> {
+        Container::open(bytes, &mut self.cache)
+    }
+
     /// Decodes one message into its alerts; a container may hold several. A failure of the
     /// whole message gives a single error; a failure of one record, an error at that record.
     pub fn decode(&mut self, bytes: &[u8], origin: &Origin) -> Vec<Result<Alert, DecodeError>> {

@@ -27,6 +27,8 @@ pub struct Config {
     pub serve: ServeConfig,
     /// Science modules (enrichment and classification).
     pub modules: nightjar_modules::ModulesConfig,
+    /// Kafka: brokers, credentials, the input stream and the output topic.
+    pub kafka: nightjar_kafka::KafkaConfig,
 }
 
 /// Micro-batching of the ingestion pipeline.
@@ -225,6 +227,7 @@ impl Config {
         self.modules
             .validate()
             .map_err(|error| anyhow::anyhow!("invalid modules configuration: {error}"))?;
+        self.kafka.validate()?;
         if self.store.path.as_os_str().is_empty() {
             bail!("invalid store.path: empty; expected a directory path");
         }
@@ -238,6 +241,9 @@ impl Config {
             shown.serve.bearer_token = Some("<set>".to_string());
         }
         shown.store.url = shown.store.url.as_deref().map(without_password);
+        if let Some(sasl) = &mut shown.kafka.sasl {
+            sasl.password = "<set>".to_string();
+        }
         toml::to_string_pretty(&shown).context("serialising the configuration")
     }
 }

@@ -5,6 +5,7 @@ mod bench;
 mod config;
 mod files;
 mod inspect;
+mod kafka;
 mod run;
 mod serve;
 mod simulate;
@@ -83,6 +84,12 @@ enum Command {
     /// consistently and its cutouts kept. ZTF copies are one-alert Avro containers (as ZTF
     /// sends on Kafka); Rubin copies are Confluent wire-format messages.
     Simulate(simulate::SimulateArgs),
+    /// Replay alert files into a Kafka topic: as they are, or amplified into many unique
+    /// alerts, at a steady rate or in bursts like telescope visits.
+    Produce(kafka::ProduceArgs),
+    /// Read nightjar's output topics: a one-line summary per alert, or save them to Avro or
+    /// JSON; duplicates (same source id) are dropped.
+    Consume(kafka::ConsumeArgs),
     /// Print the effective configuration (defaults, file, environment) as TOML.
     Config,
     /// Benchmarks, reported as ratios against a reference measured in the same run.
@@ -130,6 +137,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Prune(args) => runtime()?.block_on(store_cmds::prune(&config, args)),
         Command::Inspect(args) => inspect::run(&config, args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Produce(args) => runtime()?.block_on(kafka::produce(&config, args)),
+        Command::Consume(args) => runtime()?.block_on(kafka::consume(&config, args)),
         Command::Config => {
             print!("{}", config.to_toml()?);
             Ok(ExitCode::SUCCESS)

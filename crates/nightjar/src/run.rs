@@ -20,8 +20,11 @@ use crate::config::{Config, without_password};
 pub struct RunArgs {
     /// Where alerts come from: an Avro file, a directory of .avro files (searched
     /// recursively), or a glob such as 'alerts/2024*/*.avro'. Each file is one message: an
-    /// Avro container (one or many alerts) or a Confluent wire-format message.
-    #[arg(long, value_name = "FILE|DIR|GLOB")]
+    /// Avro container (one or many alerts) or a Confluent wire-format message. Or a Kafka
+    /// stream: kafka://HOST:PORT/TOPIC[,TOPIC] (a topic starting with ^ is a pattern), or
+    /// `kafka` for the [kafka] settings of the configuration file; it runs until Ctrl-C or
+    /// SIGTERM, which finish and commit the batch in hand.
+    #[arg(long, value_name = "FILE|DIR|GLOB|kafka://HOST:PORT/TOPIC")]
     pub source: String,
     /// Data directory of the embedded store (overrides store.path).
     #[arg(long, value_name = "DIR")]
@@ -42,6 +45,9 @@ pub struct RunArgs {
     /// serving after the input ends until Ctrl-C or SIGTERM.
     #[arg(long)]
     pub serve: bool,
+    /// Kafka options.
+    #[command(flatten)]
+    pub kafka: crate::kafka::KafkaRunArgs,
 }
 
 /// Peak resident memory of this process so far, bytes (Linux; `None` elsewhere).
@@ -219,8 +225,14 @@ pub async fn run(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let summary = ingest_into(config, &args, &store_label, store).await?;
-    print_summary(&store_label, &summary);
+    if crate::kafka::is_kafka_source(&args.source) {
+        let stream = crate::kafka::run_stream(config, &args, &store_label, store).await?;
+        print_summary(&store_label, &stream.ingest);
+        crate::kafka::print_stream_summary(&stream);
+    } else {
+        let summary = ingest_into(config, &args, &store_label, store).await?;
+        print_summary(&store_label, &summary);
+    }
     if let Some(server) = server {
         eprintln!("the input is ingested; still serving until Ctrl-C or SIGTERM");
         server.await??;

@@ -1,0 +1,230 @@
+//! The Kafka sink: publishes output records to a topic and waits for every delivery report
+//! (`acks=all`) before a batch counts as delivered. The partition is chosen explicitly from a
+//! hash of the object id (every key is the same schema text, so the key cannot spread them);
+//! the source id goes in a header so that consumers can drop the duplicates that at-least-once
+//! delivery allows.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use rdkafka::error::KafkaError as RdKafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::admin::{TopicSpec, ensure_topics, partition_count};
+use crate::config::{KafkaConnection, KafkaSinkConfig};
+use crate::error::KafkaError;
+use crate::output::OutputRecord;
+
+/// Header holding the alert's source id (candid, diaSourceId) as decimal text.
+pub const SOURCE_ID_HEADER: &str = "source_id";
+/// Header holding the survey (`ztf`, `rubin`).
+pub const SURVEY_HEADER: &str = "survey";
+
+/// The partition of an object: a stable hash of its id, so that an object's alerts stay in
+/// order on one partition.
+pub fn partition_for(object_id: &str, partitions: i32) -> i32 {
+    (xxhash_rust::xxh3::xxh3_64(object_id.as_bytes()) % partitions.max(1) as u64) as i32
+}
+
+/// What a batch's delivery did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivered {
+    pub records: u64,
+    pub bytes: u64,
+}
+
+/// Records enqueued whose delivery reports are not in yet.
+#[derive(Default)]
+pub struct PendingDeliveries {
+    in_flight: VecDeque<(i32, DeliveryFuture)>,
+    delivered: Delivered,
+}
+
+impl std::fmt::Debug for PendingDeliveries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingDeliveries")
+            .field("in_flight", &self.in_flight.len())
+            .field("records", &self.delivered.records)
+            .finish()
+    }
+}
+
+/// A producer bound to one output topic.
+pub struct AlertSink {
+    producer: FutureProducer,
+    topic: String,
+    partitions: i32,
+}
+
+impl std::fmt::Debug for AlertSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertSink")
+            .field("topic", &self.topic)
+            .field("partitions", &self.partitions)
+            .finish()
+    }
+}
+
+impl AlertSink {
+    /// Connects, creates the topic when configured to and missing, and reads its partition
+    /// count.
+    pub async fn connect(
+        connection: &KafkaConnection,
+        config: &KafkaSinkConfig,
+        connect_timeout: Duration,
+    ) -> Result<AlertSink, KafkaError> {
+        connection.validate()?;
+        config.validate()?;
+        if config.topic.is_empty() {
+            return Err(KafkaError::Config("kafka.sink.topic is empty".to_string()));
+        }
+        crate::wait_for_brokers(connection, connect_timeout).await?;
+        if config.create_topics {
+            ensure_topics(
+                connection,
+                &[TopicSpec {
+                    name: config.topic.clone(),
+                    partitions: config.partitions,
+                    replication: config.replication,
+                    retention_ms: config.retention_ms,
+                }],
+            )
+            .await?;
+        }
+        let partitions = partition_count(connection, &config.topic, Duration::from_secs(10))
+            .await?
+            .ok_or_else(|| KafkaError::Topic {
+                topic: config.topic.clone(),
+                reason: "does not exist (create it, or set kafka.sink.create_topics = true)".to_string(),
+            })?;
+        let producer: FutureProducer =
+            config
+                .client_config(connection)
+                .create()
+                .map_err(|error| KafkaError::Client {
+                    what: "producer",
+                    brokers: connection.brokers.clone(),
+                    error,
+                })?;
+        tracing::info!(topic = %config.topic, partitions, "publishing alerts");
+        Ok(AlertSink {
+            producer,
+            topic: config.topic.clone(),
+            partitions,
+        })
+    }
+
+    /// The output topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Its partition count.
+    pub fn partitions(&self) -> i32 {
+        self.partitions
+    }
+
+    /// Publishes every record and waits for each delivery report.
+    pub async fn send_all(&self, records: &[OutputRecord]) -> Result<Delivered, KafkaError> {
+        let pending = self.publish(records).await?;
+        self.wait(pending).await
+    }
+
+    /// Enqueues every record without waiting for their delivery reports. When the producer's
+    /// bounded queue is full, waits for the oldest delivery first (backpressure).
+    pub async fn publish(&self, records: &[OutputRecord]) -> Result<PendingDeliveries, KafkaError> {
+        let mut pending = PendingDeliveries::default();
+        for record in records {
+            let partition = partition_for(&record.object_id, self.partitions);
+            let source_id = record.source_id.to_string();
+            let headers = OwnedHeaders::new_with_capacity(2)
+                .insert(Header {
+                    key: SOURCE_ID_HEADER,
+                    value: Some(source_id.as_bytes()),
+                })
+                .insert(Header {
+                    key: SURVEY_HEADER,
+                    value: Some(record.survey.as_str().as_bytes()),
+                });
+            let mut future_record = FutureRecord::to(&self.topic)
+                .partition(partition)
+                .key(record.schema.json.as_bytes())
+                .payload(record.datum.as_slice())
+                .headers(headers);
+            loop {
+                match self.producer.send_result(future_record) {
+                    Ok(delivery) => {
+                        pending.in_flight.push_back((partition, delivery));
+                        break;
+                    }
+                    Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                        future_record = returned;
+                        match pending.in_flight.pop_front() {
+                            Some((partition, delivery)) => self.await_delivery(partition, delivery).await?,
+                            None => tokio::time::sleep(Duration::from_millis(50)).await,
+                        }
+                    }
+                    Err((error, _)) => {
+                        return Err(KafkaError::Delivery {
+                            topic: self.topic.clone(),
+                            partition,
+                            reason: error.to_string(),
+                        });
+                    }
+                }
+            }
+            pending.delivered.records += 1;
+            pending.delivered.bytes += (record.datum.len() + record.schema.json.len()) as u64;
+        }
+        Ok(pending)
+    }
+
+    /// Waits for every delivery report of a [`AlertSink::publish`].
+    pub async fn wait(&self, mut pending: PendingDeliveries) -> Result<Delivered, KafkaError> {
+        while let Some((partition, delivery)) = pending.in_flight.pop_front() {
+            self.await_delivery(partition, delivery).await?;
+        }
+        Ok(pending.delivered)
+    }
+
+    async fn await_delivery(&self, partition: i32, delivery: DeliveryFuture) -> Result<(), KafkaError> {
+        let error = |reason: String| KafkaError::Delivery {
+            topic: self.topic.clone(),
+            partition,
+            reason,
+        };
+        match delivery.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((kafka_error, _))) => Err(error(kafka_error.to_string())),
+            Err(_canceled) => Err(error("the producer dropped the message".to_string())),
+        }
+    }
+
+    /// Waits for every message still queued (at shutdown).
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.flush(timeout).map_err(|error| KafkaError::Delivery {
+            topic: self.topic.clone(),
+            partition: -1,
+            reason: format!("flushing: {error}"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_object_always_goes_to_the_same_partition_and_objects_spread() {
+        let first = partition_for("ZTF18aaaaaaa", 8);
+        assert_eq!(first, partition_for("ZTF18aaaaaaa", 8));
+        let used: std::collections::BTreeSet<i32> = (0..200)
+            .map(|index| partition_for(&format!("ZTF20obj{index:05}"), 8))
+            .collect();
+        assert_eq!(used.len(), 8);
+        assert!(used.iter().all(|partition| (0..8).contains(partition)));
+        assert_eq!(partition_for("anything", 1), 0);
+    }
+}
