@@ -281,8 +281,9 @@ pub struct Facts {
     pub days_since_start: Option<f64>,
     /// `rf_snia_vs_nonia` of the `early_snia` module.
     pub rf_snia_vs_nonia: Option<f64>,
-    /// Fink's SuperNNova scores.
+    /// Fink's SuperNNova score, SN Ia against other supernovae.
     pub snn_snia_vs_nonia: Option<f64>,
+    /// Fink's SuperNNova score, supernova against everything else.
     pub snn_sn_vs_all: Option<f64>,
     /// Whether some module gives SuperNNova scores (the columns exist, even if null here).
     pub supernnova_available: bool,
