@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::classification::{Classification, ClassificationConfig};
 use crate::error::ModuleError;
 use crate::light_curve_features::{LightCurveFeatures, LightCurveFeaturesConfig};
 use crate::module::ScienceModule;
@@ -23,6 +24,8 @@ pub struct ModulesConfig {
     pub rates: RatesConfig,
     /// The `light_curve_features` module: Fink's `lc_features_g` / `lc_features_r`.
     pub light_curve_features: LightCurveFeaturesConfig,
+    /// The `classification` module: Fink's `class` and the `tags` of every rule that fires.
+    pub classification: ClassificationConfig,
 }
 
 impl ModulesConfig {
@@ -31,12 +34,16 @@ impl ModulesConfig {
         self.quality.validate()?;
         self.solar_system.validate()?;
         self.rates.validate()?;
-        self.light_curve_features.validate()
+        self.light_curve_features.validate()?;
+        self.classification.validate()
     }
 }
 
 /// The enabled built-in modules, built from `config` (validated first). Pass them to
 /// [`crate::ModuleRunner::new`], together with any modules of your own.
+///
+/// `classification` comes last: it reads the columns of optional modules (early SN Ia score,
+/// catalogue matches) only when they ran before it, and the runner keeps this order.
 pub fn builtin_modules(config: &ModulesConfig) -> Result<Vec<Box<dyn ScienceModule>>, ModuleError> {
     config.validate()?;
     let mut modules: Vec<Box<dyn ScienceModule>> = Vec::new();
@@ -51,6 +58,9 @@ pub fn builtin_modules(config: &ModulesConfig) -> Result<Vec<Box<dyn ScienceModu
     }
     if config.light_curve_features.enabled {
         modules.push(Box::new(LightCurveFeatures::build(&config.light_curve_features)?));
+    }
+    if config.classification.enabled {
+        modules.push(Box::new(Classification::build(&config.classification)?));
     }
     Ok(modules)
 }

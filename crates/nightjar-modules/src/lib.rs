@@ -8,6 +8,7 @@
 //! History seen by a module: only what the alert itself carries (ZTF's 30 days of
 //! `prv_candidates`, Rubin's `prvDiaSources` / forced photometry), never the store.
 
+pub mod classification;
 mod config;
 mod error;
 pub mod light_curve_features;
