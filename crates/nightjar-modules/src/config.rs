@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::anomaly::{Anomaly, AnomalyConfig};
+use crate::crossmatch::{Crossmatch, CrossmatchConfig};
+use crate::early_snia::{EarlySnia, EarlySniaConfig};
 use crate::error::ModuleError;
 use crate::module::ScienceModule;
 use crate::quality::{Quality, QualityConfig};
@@ -14,12 +17,21 @@ use crate::quality::{Quality, QualityConfig};
 pub struct ModulesConfig {
     /// The `quality` module: real/bogus scores and quality cuts.
     pub quality: QualityConfig,
+    /// The `crossmatch` module: nearest catalogue sources.
+    pub crossmatch: CrossmatchConfig,
+    /// The `anomaly` module: Fink's anomaly score.
+    pub anomaly: AnomalyConfig,
+    /// The `early_snia` module: Fink's early SN Ia classifier.
+    pub early_snia: EarlySniaConfig,
 }
 
 impl ModulesConfig {
     /// Checks every module's parameters.
     pub fn validate(&self) -> Result<(), ModuleError> {
-        self.quality.validate()
+        self.quality.validate()?;
+        self.crossmatch.validate()?;
+        self.anomaly.validate()?;
+        self.early_snia.validate()
     }
 }
 
@@ -30,6 +42,15 @@ pub fn builtin_modules(config: &ModulesConfig) -> Result<Vec<Box<dyn ScienceModu
     let mut modules: Vec<Box<dyn ScienceModule>> = Vec::new();
     if config.quality.enabled {
         modules.push(Box::new(Quality::build(&config.quality)?));
+    }
+    if config.crossmatch.enabled {
+        modules.push(Box::new(Crossmatch::build(&config.crossmatch)?));
+    }
+    if config.anomaly.enabled {
+        modules.push(Box::new(Anomaly::build(&config.anomaly)?));
+    }
+    if config.early_snia.enabled {
+        modules.push(Box::new(EarlySnia::build(&config.early_snia)?));
     }
     Ok(modules)
 }

@@ -8,7 +8,10 @@
 //! History seen by a module: only what the alert itself carries (ZTF's 30 days of
 //! `prv_candidates`, Rubin's `prvDiaSources` / forced photometry), never the store.
 
+pub mod anomaly;
 mod config;
+pub mod crossmatch;
+pub mod early_snia;
 mod error;
 mod module;
 mod outputs;
