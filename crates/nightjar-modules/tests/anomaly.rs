@@ -15,7 +15,10 @@ fn vector(value: &serde_json::Value) -> Option<FeatureVector> {
     Some(std::array::from_fn(|i| values[i].as_f64()))
 }
 
-fn cases() -> (Vec<(Option<FeatureVector>, Option<FeatureVector>)>, serde_json::Value) {
+/// The features of fid 1 and fid 2 of one alert.
+type Bands = (Option<FeatureVector>, Option<FeatureVector>);
+
+fn cases() -> (Vec<Bands>, serde_json::Value) {
     let fixture = common::fixture("anomaly_scores.json");
     let columns: Vec<&str> = fixture["columns"]
         .as_array()
@@ -122,7 +125,7 @@ fn bands_are_paired_as_fink_7_4_0_and_missing_features_take_the_means() {
 #[derive(Debug)]
 struct FixtureFeatures {
     outputs: Vec<OutputColumn>,
-    by_candid: std::collections::HashMap<i64, (Option<FeatureVector>, Option<FeatureVector>)>,
+    by_candid: std::collections::HashMap<i64, Bands>,
 }
 
 impl FixtureFeatures {

@@ -298,7 +298,7 @@ fn user_csv_catalogue_matches_a_brute_force_search() {
                 let kind = catalogue.value(found.row, 0);
                 assert_eq!(
                     kind,
-                    Some(nightjar_modules::crossmatch::ColumnValue::Text(&*format!(
+                    Some(nightjar_modules::crossmatch::ColumnValue::Text(&format!(
                         "k{}",
                         row % 7
                     )))

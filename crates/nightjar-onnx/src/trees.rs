@@ -98,7 +98,7 @@ fn ints<'a>(node: &'a pb::NodeProto, name: &str) -> Result<&'a [i64], String> {
         .ok_or_else(|| format!("attribute {name} is missing"))
 }
 
-fn floats<'a>(node: &'a pb::NodeProto, name: &str, tensor_name: &str) -> Result<Vec<f32>, String> {
+fn floats(node: &pb::NodeProto, name: &str, tensor_name: &str) -> Result<Vec<f32>, String> {
     if let Some(attribute) = attribute(node, name) {
         return Ok(attribute.floats.clone());
     }

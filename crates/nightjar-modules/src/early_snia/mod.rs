@@ -186,7 +186,11 @@ pub fn band_features(points: &[Point]) -> BandFeatures {
     // adjust = true).
     let flux: Vec<f64> = days.iter().map(|day| day.1).collect();
     let ewma = ewm_mean(&flux, 3.0);
-    let rising = ewma.windows(2).all(|pair| !(pair[1] - pair[0] < 0.0));
+    // pandas masks where the difference is < 0; a NaN difference is kept.
+    let rising = ewma.windows(2).all(|pair| {
+        let difference = pair[1] - pair[0];
+        difference >= 0.0 || difference.is_nan()
+    });
     if !rising || days.len() < MIN_RISING_POINTS {
         return BandFeatures::FAKE;
     }
