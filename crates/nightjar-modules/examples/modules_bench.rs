@@ -213,7 +213,14 @@ fn main() {
         rss_bytes().unwrap_or(0).saturating_sub(before) as f64 / 1e6
     );
     time_module(&crossmatch, &batch, 5);
+    let before = rss_bytes().unwrap_or(0);
+    let start = Instant::now();
     let early_snia = EarlySnia::build(&EarlySniaConfig::default()).expect("early_snia");
+    println!(
+        "early SN Ia forest: loaded in {:.2} s, resident memory +{:.1} MB",
+        start.elapsed().as_secs_f64(),
+        rss_bytes().unwrap_or(0).saturating_sub(before) as f64 / 1e6
+    );
     time_module(&early_snia, &batch, 5);
     // The forest alone on a feature vector that passes (every band fitted).
     let features = [0.46, 7.1, 1.1e6, 43.6, 2e-5, 5.0, 1.34, 4.27, 7.3e5, 45.3, 7e-4, 4.0];
@@ -226,7 +233,14 @@ fn main() {
         "early SN Ia forest (1000 trees): {:.1} us per alert",
         start.elapsed().as_secs_f64() / runs as f64 * 1e6
     );
+    let before = rss_bytes().unwrap_or(0);
+    let start = Instant::now();
     let forests = AnomalyForests::bundled().expect("anomaly");
+    println!(
+        "anomaly forests: loaded in {:.2} s, resident memory +{:.1} MB",
+        start.elapsed().as_secs_f64(),
+        rss_bytes().unwrap_or(0).saturating_sub(before) as f64 / 1e6
+    );
     let vector: FeatureVector = [
         Some(0.2),
         Some(0.5),

@@ -403,3 +403,116 @@ impl TreeEnsemble {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ints(name: &str, values: &[i64]) -> pb::AttributeProto {
+        pb::AttributeProto {
+            name: name.to_owned(),
+            ints: values.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn floats(name: &str, values: &[f32]) -> pb::AttributeProto {
+        pb::AttributeProto {
+            name: name.to_owned(),
+            floats: values.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    fn strings(name: &str, values: &[&str]) -> pb::AttributeProto {
+        pb::AttributeProto {
+            name: name.to_owned(),
+            strings: values.iter().map(|value| value.as_bytes().to_vec()).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Two trees over two features: tree 0 splits x0 <= 1 (NaN goes true), tree 1 splits
+    /// x1 < 5; leaves weigh 1, 2 (tree 0) and 10, 20 (tree 1), on `prefix` targets.
+    fn node(op: &str, prefix: &str) -> pb::NodeProto {
+        let mut attribute = vec![
+            ints("nodes_treeids", &[0, 0, 0, 1, 1, 1]),
+            ints("nodes_nodeids", &[0, 1, 2, 0, 1, 2]),
+            ints("nodes_featureids", &[0, 0, 0, 1, 0, 0]),
+            ints("nodes_truenodeids", &[1, 0, 0, 1, 0, 0]),
+            ints("nodes_falsenodeids", &[2, 0, 0, 2, 0, 0]),
+            floats("nodes_values", &[1.0, 0.0, 0.0, 5.0, 0.0, 0.0]),
+            strings(
+                "nodes_modes",
+                &["BRANCH_LEQ", "LEAF", "LEAF", "BRANCH_LT", "LEAF", "LEAF"],
+            ),
+            ints("nodes_missing_value_tracks_true", &[1, 0, 0, 0, 0, 0]),
+            ints(&format!("{prefix}_treeids"), &[0, 0, 1, 1]),
+            ints(&format!("{prefix}_nodeids"), &[1, 2, 1, 2]),
+            ints(&format!("{prefix}_ids"), &[0, 0, 0, 0]),
+            floats(&format!("{prefix}_weights"), &[0.1, 0.2, 0.3, 0.4]),
+        ];
+        if prefix == "class" {
+            attribute.push(ints("classlabels_int64s", &[0, 1]));
+        }
+        pb::NodeProto {
+            op_type: op.to_owned(),
+            attribute,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn regressor_sums_the_leaves_the_row_reaches() {
+        let ensemble = TreeEnsemble::from_node(&node("TreeEnsembleRegressor", "target")).expect("valid");
+        assert_eq!(ensemble.n_trees(), 2);
+        assert_eq!(ensemble.n_features(), 2);
+        let close = |got: Vec<f32>, want: f32| (got[0] - want).abs() < 1e-6;
+        assert!(close(ensemble.predict(&[0.5, 1.0]), 0.1 + 0.3));
+        assert!(
+            close(ensemble.predict(&[1.0, 5.0]), 0.1 + 0.4),
+            "<= includes, < excludes"
+        );
+        assert!(close(ensemble.predict(&[2.0, 4.9]), 0.2 + 0.3));
+        // NaN: tracks true on tree 0; on tree 1 the comparison is false.
+        assert!(close(ensemble.predict(&[f32::NAN, f32::NAN]), 0.1 + 0.4));
+        assert!(!ensemble.is_classifier());
+        assert_eq!(ensemble.classify(&[0.0, 0.0]), None);
+    }
+
+    #[test]
+    fn binary_classifier_with_one_class_of_weights_gives_one_minus_s_and_s() {
+        let ensemble = TreeEnsemble::from_node(&node("TreeEnsembleClassifier", "class")).expect("valid");
+        let (label, scores) = ensemble.classify(&[2.0, 6.0]).expect("classifier");
+        assert!(
+            (scores[1] - 0.6).abs() < 1e-6 && (scores[0] - 0.4).abs() < 1e-6,
+            "{scores:?}"
+        );
+        assert_eq!(label, 1);
+        let (label, scores) = ensemble.classify(&[0.0, 0.0]).expect("classifier");
+        assert!((scores[1] - 0.4).abs() < 1e-6, "{scores:?}");
+        assert_eq!(label, 0);
+    }
+
+    #[test]
+    fn malformed_ensembles_are_errors_naming_the_attribute() {
+        let mut bad = node("TreeEnsembleRegressor", "target");
+        bad.attribute[4] = ints("nodes_falsenodeids", &[9, 0, 0, 2, 0, 0]);
+        let error = TreeEnsemble::from_node(&bad).expect_err("missing child");
+        assert!(error.contains("missing node 9"), "{error}");
+        let mut bad = node("TreeEnsembleRegressor", "target");
+        bad.attribute[6] = strings(
+            "nodes_modes",
+            &["BRANCH_XX", "LEAF", "LEAF", "BRANCH_LT", "LEAF", "LEAF"],
+        );
+        assert!(TreeEnsemble::from_node(&bad).expect_err("mode").contains("BRANCH_XX"));
+        let mut bad = node("TreeEnsembleRegressor", "target");
+        bad.attribute.remove(0);
+        assert!(
+            TreeEnsemble::from_node(&bad)
+                .expect_err("treeids")
+                .contains("nodes_treeids")
+        );
+        assert!(TreeEnsemble::from_node(&node("Add", "target")).is_err());
+    }
+}
