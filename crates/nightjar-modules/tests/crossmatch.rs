@@ -122,6 +122,19 @@ fn module_declares_its_columns_and_default_config_round_trips() {
     let text = serde_json::to_string(&ModulesConfig::default()).expect("serialise");
     let parsed: ModulesConfig = serde_json::from_str(&text).expect("parse");
     assert_eq!(parsed, ModulesConfig::default());
+    // `nightjar config` prints the configuration as TOML: the catalogue list must survive.
+    let text = toml::to_string(&ModulesConfig::default()).expect("TOML");
+    assert!(text.contains("[[crossmatch.catalogues]]"), "{text}");
+    let parsed: ModulesConfig = toml::from_str(&text).expect("parse TOML");
+    assert_eq!(parsed, ModulesConfig::default());
+    let user: ModulesConfig = toml::from_str(
+        "[crossmatch]\n[[crossmatch.catalogues]]\nname = \"mine\"\npath = \"/data/mine.csv\"\n\
+         ra_column = \"ra\"\ndec_column = \"dec\"\nradius_arcsec = 2.0\ncolumns = { kind = \"type\" }\n",
+    )
+    .expect("a user catalogue in TOML");
+    assert_eq!(user.crossmatch.catalogues.len(), 1, "a list replaces the defaults");
+    assert_eq!(user.crossmatch.catalogues[0].columns["kind"], "type");
+    assert!(user.crossmatch.enabled);
 }
 
 fn catalogue_config(name: &str) -> CatalogueConfig {
