@@ -371,3 +371,120 @@ async fn an_unreachable_broker_is_a_clear_error_after_retries_not_a_hang() {
     assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
     assert!(message.contains("unreachable"), "{message}");
 }
+
+/// The value at a dotted column name in a decoded output record (`lc_features_g.mean` is the
+/// field `mean` of the record `lc_features_g`); unions decode to their value.
+fn output_value<'a>(record: &'a serde_json::Value, column: &str) -> Option<&'a serde_json::Value> {
+    column.split('.').try_fold(record, |value, name| value.get(name))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_alerts_carry_every_module_output_that_is_stored() {
+    let connection = testing::connection();
+    let input_topic = unique_name("enrich-in");
+    let output_topic = unique_name("enrich-out");
+    ensure_topics(&connection, &[TopicSpec::new(&input_topic, 1)])
+        .await
+        .expect("input topic");
+    // Both surveys, including the known asteroids (solar_system and classification fire).
+    let files: Vec<PathBuf> = alert_files()
+        .into_iter()
+        .filter(|file| {
+            let name = file.display().to_string();
+            name.contains("pittgoogle_20210831") || name.contains("lsst/wire") || name.contains("ZTF21abiuvdk")
+        })
+        .collect();
+    assert!(files.len() >= 10, "{files:?}");
+    let messages: Vec<Vec<u8>> = files.iter().map(|file| std::fs::read(file).expect("read")).collect();
+    let producer = testing::producer(&connection);
+    testing::produce(&producer, &input_topic, &messages, Some(1)).await;
+
+    let data_dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(data_dir.path()).expect("store"));
+    let source = KafkaSource::connect(&connection, &source_config(&input_topic, &unique_name("g"), 8), CONNECT)
+        .await
+        .expect("source");
+    let sink_config = KafkaSinkConfig {
+        topic: output_topic.clone(),
+        partitions: 1,
+        ..KafkaSinkConfig::default()
+    };
+    let sink = AlertSink::connect(&connection, &sink_config, CONNECT)
+        .await
+        .expect("sink");
+    let modules_config = nightjar_modules::ModulesConfig::default();
+    let mut modules =
+        nightjar_modules::ModuleRunner::new(nightjar_modules::builtin_modules(&modules_config).expect("modules"))
+            .expect("runner");
+    let module_names: Vec<String> = modules.module_names().iter().map(|name| name.to_string()).collect();
+    let summary = run_stream(
+        StreamParts {
+            source: &source,
+            decoder: &mut Decoder::new(),
+            registry: None,
+            store: store.clone(),
+            sink: Some(&sink),
+            modules: &mut modules,
+        },
+        &StreamOptions {
+            keep_cutouts: false,
+            max_messages: Some(files.len() as u64),
+            stop_when_idle: Some(Duration::from_secs(60)),
+            crash_at: None,
+        },
+        no_shutdown(),
+        |_| {},
+    )
+    .await
+    .expect("the stream runs");
+    assert!(summary.delivered > 0);
+    assert!(
+        summary
+            .ingest
+            .modules
+            .iter()
+            .all(|stats| stats.alerts == summary.ingest.alerts_read)
+    );
+
+    let reader = KafkaSource::connect(
+        &connection,
+        &source_config(&output_topic, &unique_name("r"), 500),
+        CONNECT,
+    )
+    .await
+    .expect("reader");
+    let records = read_until(&reader, summary.delivered as usize).await;
+    let mut n_values = 0;
+    for record in &records {
+        let key = std::str::from_utf8(record.key.as_deref().expect("key")).expect("utf-8");
+        let schema: serde_json::Value = serde_json::from_str(key).expect("the key is JSON");
+        for module in &module_names {
+            assert!(
+                schema["nightjar.modules"][module].is_string(),
+                "the schema names {module}'s version"
+            );
+        }
+        let writer = WriterSchema::parse(key).expect("the key is an Avro schema");
+        let value: serde_json::Value = nightjar_avro::decode_datum(&record.payload, &writer.schema).expect("decodes");
+        let source_id: i64 = std::str::from_utf8(record.header(SOURCE_ID_HEADER).expect("header"))
+            .expect("utf-8")
+            .parse()
+            .expect("a number");
+        let survey = match record.header("survey") {
+            Some(b"rubin") => Survey::Rubin,
+            _ => Survey::Ztf,
+        };
+        let stored = store.alert(survey, source_id).await.expect("reads").expect("stored");
+        assert!(!stored.modules.is_empty(), "{source_id} has module outputs");
+        for (column, expected) in &stored.modules {
+            assert_eq!(output_value(&value, column), Some(expected), "{column} of {source_id}");
+            n_values += 1;
+        }
+        assert_eq!(
+            output_value(&value, "class").and_then(serde_json::Value::as_str),
+            stored.class.as_deref(),
+            "class of {source_id}"
+        );
+    }
+    assert!(n_values > records.len() * 5, "{n_values} values checked");
+}

@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::anomaly::{Anomaly, AnomalyConfig};
 use crate::classification::{Classification, ClassificationConfig};
+use crate::crossmatch::{Crossmatch, CrossmatchConfig};
+use crate::early_snia::{EarlySnia, EarlySniaConfig};
 use crate::error::ModuleError;
 use crate::light_curve_features::{LightCurveFeatures, LightCurveFeaturesConfig};
 use crate::module::ScienceModule;
@@ -26,6 +29,12 @@ pub struct ModulesConfig {
     pub light_curve_features: LightCurveFeaturesConfig,
     /// The `classification` module: Fink's `class` and the `tags` of every rule that fires.
     pub classification: ClassificationConfig,
+    /// The `crossmatch` module: nearest catalogue sources.
+    pub crossmatch: CrossmatchConfig,
+    /// The `anomaly` module: Fink's anomaly score.
+    pub anomaly: AnomalyConfig,
+    /// The `early_snia` module: Fink's early SN Ia classifier.
+    pub early_snia: EarlySniaConfig,
 }
 
 impl ModulesConfig {
@@ -35,6 +44,9 @@ impl ModulesConfig {
         self.solar_system.validate()?;
         self.rates.validate()?;
         self.light_curve_features.validate()?;
+        self.crossmatch.validate()?;
+        self.anomaly.validate()?;
+        self.early_snia.validate()?;
         self.classification.validate()
     }
 }
@@ -58,6 +70,15 @@ pub fn builtin_modules(config: &ModulesConfig) -> Result<Vec<Box<dyn ScienceModu
     }
     if config.light_curve_features.enabled {
         modules.push(Box::new(LightCurveFeatures::build(&config.light_curve_features)?));
+    }
+    if config.crossmatch.enabled {
+        modules.push(Box::new(Crossmatch::build(&config.crossmatch)?));
+    }
+    if config.anomaly.enabled {
+        modules.push(Box::new(Anomaly::build(&config.anomaly)?));
+    }
+    if config.early_snia.enabled {
+        modules.push(Box::new(EarlySnia::build(&config.early_snia)?));
     }
     if config.classification.enabled {
         modules.push(Box::new(Classification::build(&config.classification)?));

@@ -8,8 +8,11 @@
 //! History seen by a module: only what the alert itself carries (ZTF's 30 days of
 //! `prv_candidates`, Rubin's `prvDiaSources` / forced photometry), never the store.
 
+pub mod anomaly;
 pub mod classification;
 mod config;
+pub mod crossmatch;
+pub mod early_snia;
 mod error;
 pub mod light_curve_features;
 mod module;

@@ -46,7 +46,12 @@ fn alerts(survey: Survey) -> Vec<Alert> {
 
 fn run_quality(config: &ModulesConfig, batch: &[Alert]) -> ModuleOutputs {
     let mut runner = ModuleRunner::new(builtin_modules(config).expect("build modules")).expect("build runner");
-    let columns: Vec<&str> = runner.columns().into_iter().map(|(_, column)| column.name).collect();
+    let columns: Vec<&str> = runner
+        .columns()
+        .into_iter()
+        .filter(|(module, _)| *module == "quality")
+        .map(|(_, column)| column.name)
+        .collect();
     assert_eq!(
         columns[..6],
         [
