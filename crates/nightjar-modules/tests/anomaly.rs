@@ -145,8 +145,7 @@ impl FixtureFeatures {
         let mut outputs = Vec::new();
         for prefix in ["lc_features_g", "lc_features_r"] {
             for feature in MODEL_COLUMNS {
-                let name: &'static str =
-                    Box::leak(format!("{prefix}.{}", feature.to_ascii_lowercase()).into_boxed_str());
+                let name: &'static str = Box::leak(format!("{prefix}.{feature}").into_boxed_str());
                 outputs.push(OutputColumn::new(name, ColumnType::Float, "test feature"));
             }
         }
