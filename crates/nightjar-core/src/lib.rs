@@ -13,4 +13,4 @@ pub mod raw;
 pub use error::{DecodeError, DecodeErrorKind};
 pub use model::{Alert, Band, Cutout, CutoutKind, Detection, ForcedPhotometry, Survey, UpperLimit};
 pub use origin::Origin;
-pub use raw::{FieldValue, RawAlert, RawBytes, RawRecord, Scalar};
+pub use raw::{FieldKind, FieldValue, RawAlert, RawBytes, RawRecord, Scalar};
