@@ -289,7 +289,6 @@ fn core_array(field: CoreField, alerts: &[Alert]) -> ArrayRef {
                 .map(|alert| Some(alert.detection.is_negative))
                 .collect::<datafusion::arrow::array::BooleanArray>(),
         ),
-        CoreField::Reliability => floats(|alert| alert.detection.reliability),
     }
 }
 

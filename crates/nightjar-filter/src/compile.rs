@@ -354,7 +354,11 @@ impl CompiledFilter {
                 let Some(booleans) = value.as_any().downcast_ref::<BooleanArray>() else {
                     return Err(evaluation(format!("the condition gave {} values", value.data_type())));
                 };
-                prep_null_mask_filter(booleans)
+                if booleans.null_count() > 0 {
+                    prep_null_mask_filter(booleans)
+                } else {
+                    booleans.clone()
+                }
             }
             None => BooleanArray::from(vec![true; n_rows]),
         };

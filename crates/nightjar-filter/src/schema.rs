@@ -39,7 +39,6 @@ pub enum CoreField {
     Flux,
     FluxErr,
     IsNegative,
-    Reliability,
 }
 
 /// A column computed from the history that an alert carries (its own detection included).
@@ -112,7 +111,7 @@ pub struct AlertSchema {
     arrow: SchemaRef,
 }
 
-const CORE_FIELDS: [(&str, CoreField, DataType, &str); 15] = [
+const CORE_FIELDS: [(&str, CoreField, DataType, &str); 14] = [
     ("survey", CoreField::Survey, DataType::Utf8, "the survey: ztf or rubin"),
     (
         "schema_version",
@@ -166,12 +165,6 @@ const CORE_FIELDS: [(&str, CoreField, DataType, &str); 15] = [
         CoreField::IsNegative,
         DataType::Boolean,
         "true when the difference is negative",
-    ),
-    (
-        "reliability",
-        CoreField::Reliability,
-        DataType::Float64,
-        "the survey's real/bogus score where it gives one",
     ),
 ];
 
