@@ -4,6 +4,7 @@
 mod bench;
 mod config;
 mod files;
+mod filter_cmds;
 mod inspect;
 mod run;
 mod serve;
@@ -83,6 +84,9 @@ enum Command {
     /// consistently and its cutouts kept. ZTF copies are one-alert Avro containers (as ZTF
     /// sends on Kafka); Rubin copies are Confluent wire-format messages.
     Simulate(simulate::SimulateArgs),
+    /// Filters: check a filter file, test it on alerts, list the columns filters read.
+    #[command(subcommand)]
+    Filter(filter_cmds::FilterCommand),
     /// Print the effective configuration (defaults, file, environment) as TOML.
     Config,
     /// Benchmarks, reported as ratios against a reference measured in the same run.
@@ -130,6 +134,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Prune(args) => runtime()?.block_on(store_cmds::prune(&config, args)),
         Command::Inspect(args) => inspect::run(&config, args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Filter(command) => filter_cmds::run(&config, command),
         Command::Config => {
             print!("{}", config.to_toml()?);
             Ok(ExitCode::SUCCESS)

@@ -192,11 +192,7 @@ fn inspect_enrich_adds_the_module_outputs() {
         let rb = modules["rb"].as_f64().unwrap();
         // Fink's cuts: rb >= 0.55 and nbad == 0 (every alert here has nbad 0).
         assert_eq!(modules["is_good_quality"], rb >= 0.55, "{alert}");
-        assert_eq!(
-            modules["quality_flags"],
-            if rb >= 0.55 { "" } else { "rb" },
-            "{alert}"
-        );
+        assert_eq!(modules["quality_flags"], if rb >= 0.55 { "" } else { "rb" }, "{alert}");
     }
     // ZTF18abdbqrh has rb 0.193 (read with fastavro): not good quality.
     let bogus = alerts
