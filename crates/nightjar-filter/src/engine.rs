@@ -12,6 +12,9 @@ use crate::definition::FilterDefinition;
 use crate::error::FilterError;
 use crate::schema::AlertSchema;
 
+/// Each active filter's name and its result on one batch.
+pub type BatchResults = Vec<(String, Result<FilterOutput, FilterError>)>;
+
 /// One active filter: its definition and its compiled plan.
 #[derive(Debug)]
 pub struct ActiveFilter {
@@ -113,11 +116,7 @@ impl FilterEngine {
     }
 
     /// Runs every active filter on a micro-batch: one result per filter, by name.
-    pub fn run(
-        &mut self,
-        alerts: &[Alert],
-        outputs: &ModuleOutputs,
-    ) -> Result<Vec<(String, Result<FilterOutput, FilterError>)>, FilterError> {
+    pub fn run(&mut self, alerts: &[Alert], outputs: &ModuleOutputs) -> Result<BatchResults, FilterError> {
         let batch = self.batch(alerts, outputs)?;
         Ok(self
             .filters

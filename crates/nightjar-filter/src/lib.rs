@@ -21,7 +21,7 @@ pub use batch::{AlertBatch, ColumnSelection};
 pub use compile::{CompiledFilter, FilterLimits, FilterMetrics, FilterOutput, TABLE, allowed_functions};
 pub use datafusion::arrow;
 pub use definition::{FilterDefinition, Payload, SinkConfig};
-pub use engine::{ActiveFilter, FilterEngine, UpdateReport};
+pub use engine::{ActiveFilter, BatchResults, FilterEngine, UpdateReport};
 pub use error::{FilterError, Location, SchemaError};
 pub use fixture::{Fixture, column_by_path, value_text};
 pub use schema::{AlertSchema, ColumnSource, CoreField, HistoryField, LeafColumn};

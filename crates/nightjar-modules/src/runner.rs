@@ -278,7 +278,9 @@ fn check_declaration(module: &dyn ScienceModule) -> Result<(), ModuleError> {
 fn is_column_name(name: &str) -> bool {
     name.split('.').all(|segment| {
         let mut chars = segment.chars();
-        chars.next().is_some_and(|first| first.is_ascii_lowercase() || first == '_')
+        chars
+            .next()
+            .is_some_and(|first| first.is_ascii_lowercase() || first == '_')
             && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
     })
 }

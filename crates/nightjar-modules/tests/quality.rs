@@ -249,10 +249,7 @@ fn known_ztf_alerts_good_and_low_real_bogus() {
     assert_eq!(flags(&outputs, bogus_index), "rb");
     assert_eq!(outputs.get(bogus_index, "drb"), None);
     let rb = outputs.get(bogus_index, "rb").and_then(|v| v.as_f64());
-    assert_eq!(
-        outputs.get(bogus_index, "real_bogus").and_then(|v| v.as_f64()),
-        rb
-    );
+    assert_eq!(outputs.get(bogus_index, "real_bogus").and_then(|v| v.as_f64()), rb);
 }
 
 #[test]

@@ -9,7 +9,6 @@ use nightjar_modules::{
     ColumnType, ModuleError, ModuleFailureKind, ModuleOutputs, ModuleRunner, OutputColumn, Row, ScienceModule, Value,
 };
 
-
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Behaviour {
     /// Each alert gets its index plus the sum of its dependencies' values.

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 fn filter_files(dir: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join(dir))
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
+        .expect("read the filters directory")
+        .map(|entry| entry.expect("read a directory entry").path())
         .filter(|path| {
             path.extension().is_some_and(|ext| ext == "toml") && !path.to_string_lossy().ends_with(".fixture.toml")
         })
@@ -64,7 +64,7 @@ fn write_filter(dir: &std::path::Path, sql: &str) -> PathBuf {
         &path,
         format!("name = \"probe\"\ndescription = \"a probe\"\nsql = {sql:?}\n"),
     )
-    .unwrap();
+    .expect("write the filter file");
     path
 }
 
