@@ -11,6 +11,7 @@
 
 mod batch;
 mod compile;
+mod config;
 mod definition;
 mod engine;
 mod error;
@@ -19,6 +20,7 @@ mod schema;
 
 pub use batch::{AlertBatch, ColumnSelection};
 pub use compile::{CompiledFilter, FilterLimits, FilterMetrics, FilterOutput, TABLE, allowed_functions};
+pub use config::FiltersConfig;
 pub use datafusion::arrow;
 pub use definition::{FilterDefinition, Payload, SinkConfig};
 pub use engine::{ActiveFilter, BatchResults, FilterEngine, UpdateReport};

@@ -451,3 +451,54 @@ fn a_bad_definition_file_names_the_file() {
         .expect_err("bad name");
     assert!(error.to_string().contains("lowercase"), "{error}");
 }
+
+#[test]
+fn history_columns_match_the_detections_each_alert_carries() {
+    let setup = setup();
+    let (_, selected) = run(
+        &setup,
+        "SELECT n_detections_r, last_magnitude_r, mag_rate_r, first_detection_mjd FROM alerts WHERE survey = 'ztf'",
+    );
+    let ztf: Vec<&Alert> = setup
+        .alerts
+        .iter()
+        .filter(|alert| alert.survey == Survey::Ztf)
+        .collect();
+    assert_eq!(selected.num_rows(), ztf.len());
+    let column = |index: usize| selected.column(index).clone();
+    let (n_r, last_r, rate_r, first) = (column(0), column(1), column(2), column(3));
+    let n_r = n_r.as_any().downcast_ref::<Int64Array>().expect("int");
+    let last_r = last_r.as_any().downcast_ref::<Float64Array>().expect("float");
+    let rate_r = rate_r.as_any().downcast_ref::<Float64Array>().expect("float");
+    let first = first.as_any().downcast_ref::<Float64Array>().expect("float");
+    let mut n_rates = 0;
+    for (row, alert) in ztf.iter().enumerate() {
+        let detections: Vec<&nightjar_core::Detection> =
+            alert.history.iter().chain(std::iter::once(&alert.detection)).collect();
+        let mut in_r: Vec<(f64, f64)> = detections
+            .iter()
+            .filter(|detection| detection.band == Some(nightjar_core::Band::R))
+            .filter_map(|detection| detection.magnitude.map(|magnitude| (detection.mjd, magnitude)))
+            .collect();
+        in_r.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let n_in_r = detections
+            .iter()
+            .filter(|d| d.band == Some(nightjar_core::Band::R))
+            .count();
+        assert_eq!(n_r.value(row), n_in_r as i64, "{}", alert.object_id);
+        let min_mjd = detections.iter().map(|d| d.mjd).fold(f64::INFINITY, f64::min);
+        assert_eq!(first.value(row), min_mjd);
+        match in_r.as_slice() {
+            [] => assert!(last_r.is_null(row)),
+            [.., last] => assert_eq!(last_r.value(row), last.1, "{}", alert.object_id),
+        }
+        if let [.., before, last] = in_r.as_slice()
+            && last.0 > before.0
+        {
+            let expected = (last.1 - before.1) / (last.0 - before.0);
+            assert!((rate_r.value(row) - expected).abs() < 1e-9, "{}", alert.object_id);
+            n_rates += 1;
+        }
+    }
+    assert!(n_rates > 10, "{n_rates} alerts with an r-band rate");
+}

@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 use nightjar_core::{Alert, Origin};
 use nightjar_decode::Decoder;
 use nightjar_filter::{
-    AlertBatch, AlertSchema, ColumnSelection, CompiledFilter, FilterDefinition, FilterEngine, FilterLimits,
-    FilterOutput, Fixture, value_text,
+    AlertBatch, AlertSchema, ColumnSelection, CompiledFilter, FilterDefinition, FilterEngine, FilterError,
+    FilterLimits, FilterOutput, Fixture, value_text,
 };
 use nightjar_modules::{ModuleOutputs, ModuleRunner, builtin_modules};
 
@@ -19,8 +19,8 @@ use crate::files::alert_files;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum FilterCommand {
-    /// Parse and type-check a filter file against the alerts schema, and print its pass rate
-    /// on sample alerts.
+    /// Parse and type-check a filter file (or every filter file of a directory) against the
+    /// alerts schema, and print its pass rate on sample alerts.
     ///
     /// Errors point at the spot (line and column) and suggest close column names. A filter
     /// that passes more than --max-pass-share of the sample alerts is refused unless
@@ -38,7 +38,7 @@ pub enum FilterCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// The filter file (TOML).
+    /// The filter file (TOML), or a directory of them.
     file: PathBuf,
     /// Sample alerts (files or directories) to measure the pass rate on.
     #[arg(long, value_name = "PATH", default_value = "tests/data")]
@@ -102,6 +102,31 @@ fn alert_schema(runner: &ModuleRunner) -> anyhow::Result<AlertSchema> {
     AlertSchema::new(columns.iter()).context("building the alerts schema")
 }
 
+/// Every filter file (`*.toml` but not `*.fixture.toml`) directly in `dir`, sorted by name:
+/// the definitions that parse, and the errors of those that do not.
+pub fn load_filter_dir(dir: &Path) -> anyhow::Result<(Vec<FilterDefinition>, Vec<FilterError>)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading the filter directory {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| {
+            path.is_file()
+                && path.extension().is_some_and(|ext| ext == "toml")
+                && !path.to_string_lossy().ends_with(".fixture.toml")
+        })
+        .collect();
+    files.sort();
+    let mut definitions = Vec::new();
+    let mut errors = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        match FilterDefinition::parse(&text, &file.display().to_string()) {
+            Ok(definition) => definitions.push(definition),
+            Err(error) => errors.push(error),
+        }
+    }
+    Ok((definitions, errors))
+}
+
 fn load_definition(file: &Path) -> anyhow::Result<FilterDefinition> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     Ok(FilterDefinition::parse(&text, &file.display().to_string())?)
@@ -147,14 +172,35 @@ fn check(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
     if !(0.0..=1.0).contains(&args.max_pass_share) {
         bail!("--max-pass-share must be between 0 and 1, not {}", args.max_pass_share);
     }
-    let definition = match load_definition(&args.file) {
-        Ok(definition) => definition,
-        Err(error) => {
-            eprintln!("error: {error:#}");
+    let definitions = if args.file.is_dir() {
+        let (definitions, errors) = load_filter_dir(&args.file)?;
+        for error in &errors {
+            eprintln!("error: {error}");
+        }
+        if !errors.is_empty() {
             return Ok(ExitCode::FAILURE);
+        }
+        definitions
+    } else {
+        match load_definition(&args.file) {
+            Ok(definition) => vec![definition],
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                return Ok(ExitCode::FAILURE);
+            }
         }
     };
     let prepared = prepare(config, &args.alerts)?;
+    let mut code = ExitCode::SUCCESS;
+    for definition in definitions {
+        if check_one(&prepared, &definition, &args)? != ExitCode::SUCCESS {
+            code = ExitCode::FAILURE;
+        }
+    }
+    Ok(code)
+}
+
+fn check_one(prepared: &Prepared, definition: &FilterDefinition, args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let mut filter = match definition.compile(&prepared.schema, &FilterLimits::default()) {
         Ok(filter) => filter,
         Err(error) => {
@@ -162,7 +208,7 @@ fn check(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let (_, output) = evaluate(&prepared, &mut filter)?;
+    let (_, output) = evaluate(prepared, &mut filter)?;
     let n_alerts = prepared.alerts.len();
     let share = if n_alerts == 0 {
         0.0
