@@ -125,3 +125,17 @@ fn test_shows_the_values_of_the_fields_read() {
     assert!(out.contains("candidate.ssnamenr=113410"), "{out}");
     assert!(out.contains("1 of 6 alerts pass"), "{out}");
 }
+
+#[test]
+fn check_takes_the_whole_filter_directory() {
+    let output = nightjar(&["filter", "check", "filters"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    for name in [
+        "known_solar_system_ztf",
+        "known_solar_system_rubin",
+        "rate_based_fast_transients",
+    ] {
+        assert!(out.contains(&format!("filter {name}: valid")), "{out}");
+    }
+}
