@@ -14,8 +14,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
-use datafusion::arrow::compute::{and, filter_record_batch, prep_null_mask_filter};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, new_null_array};
+use datafusion::arrow::compute::{FilterBuilder, and, filter_record_batch, prep_null_mask_filter};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::{DFSchema, TableReference};
@@ -103,6 +103,10 @@ pub struct CompiledFilter {
     projection: Vec<Arc<dyn PhysicalExpr>>,
     output_schema: SchemaRef,
     columns_read: Vec<String>,
+    /// Positions of the top-level columns the filter reads.
+    top_level_read: Vec<usize>,
+    /// True for `SELECT *`: every column is read.
+    read_all_columns: bool,
     selection: ColumnSelection,
     limits: FilterLimits,
     overruns_in_a_row: u32,
@@ -238,7 +242,18 @@ impl CompiledFilter {
         {
             selection.add(schema, column);
         }
+        let arrow_schema = schema.arrow();
+        let top_level_read: Vec<usize> = ["survey", "object_id", "source_id"]
+            .iter()
+            .copied()
+            .chain(columns_read.iter().map(String::as_str))
+            .filter_map(|path| arrow_schema.index_of(path.split('.').next().unwrap_or(path)).ok())
+            .collect::<BTreeSet<usize>>()
+            .into_iter()
+            .collect();
         Ok(CompiledFilter {
+            top_level_read,
+            read_all_columns: wildcard,
             name: name.to_string(),
             sql: sql.to_string(),
             surveys: surveys.to_vec(),
@@ -380,7 +395,7 @@ impl CompiledFilter {
             .enumerate()
             .filter_map(|(position, pass)| (pass == Some(true)).then_some(position))
             .collect();
-        let filtered = filter_record_batch(record, &mask).map_err(|error| evaluation(error.to_string()))?;
+        let filtered = self.filter_rows(record, &mask, passed.len())?;
         let columns: Vec<ArrayRef> = self
             .projection
             .iter()
@@ -409,6 +424,41 @@ impl CompiledFilter {
         let selected = RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options)
             .map_err(|error| evaluation(error.to_string()))?;
         Ok((passed, selected))
+    }
+}
+
+impl CompiledFilter {
+    /// The passing rows of the columns this filter reads; the other columns become nulls of the
+    /// right length, so a batch with hundreds of columns costs only what the filter reads.
+    fn filter_rows(
+        &self,
+        record: &RecordBatch,
+        mask: &BooleanArray,
+        n_passed: usize,
+    ) -> Result<RecordBatch, FilterError> {
+        let evaluation = |message: String| FilterError::Evaluation {
+            filter: self.name.clone(),
+            message,
+        };
+        if self.read_all_columns {
+            return filter_record_batch(record, mask).map_err(|error| evaluation(error.to_string()));
+        }
+        let predicate = FilterBuilder::new(mask).optimize().build();
+        let columns: Vec<ArrayRef> = record
+            .columns()
+            .iter()
+            .enumerate()
+            .map(|(position, column)| {
+                if self.top_level_read.contains(&position) {
+                    predicate.filter(column).map_err(|error| evaluation(error.to_string()))
+                } else {
+                    Ok(new_null_array(column.data_type(), n_passed))
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        let options = datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(n_passed));
+        RecordBatch::try_new_with_options(record.schema(), columns, &options)
+            .map_err(|error| evaluation(error.to_string()))
     }
 }
 
