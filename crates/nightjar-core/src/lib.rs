@@ -14,5 +14,5 @@ pub mod values;
 pub use error::{DecodeError, DecodeErrorKind};
 pub use model::{Alert, Band, Cutout, CutoutKind, Detection, ForcedPhotometry, Survey, UpperLimit};
 pub use origin::Origin;
-pub use raw::{FieldValue, RawAlert, RawBytes, RawRecord, Scalar};
+pub use raw::{FieldKind, FieldValue, RawAlert, RawBytes, RawRecord, Scalar};
 pub use values::{ColumnType, ModuleValues, Value};

@@ -53,6 +53,23 @@ impl FieldValue<'_> {
     }
 }
 
+/// The declared type of a raw field, the same in every alert of a record type (what
+/// [`FieldValue`] a non-null value of the field holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FieldKind {
+    Bool,
+    /// Avro `int` or `long`.
+    Int,
+    /// Avro `float` or `double`.
+    Float,
+    Str,
+    Bytes,
+    /// A scalar whose type differs between schema versions ([`Scalar`]); read it as text.
+    Mixed,
+    /// A record, an array or a map.
+    Nested,
+}
+
 /// A decoded survey record whose fields can be read by name.
 pub trait RawRecord {
     /// The value at a dotted path such as `candidate.drb`. `None` when no such field exists in
@@ -60,6 +77,10 @@ pub trait RawRecord {
     fn get(&self, path: &str) -> Option<FieldValue<'_>>;
     /// Every field path this record type has, nested records expanded (`candidate.jd`, ...).
     fn field_paths() -> Vec<String>
+    where
+        Self: Sized;
+    /// Every field path with its declared type, in the order of [`RawRecord::field_paths`].
+    fn field_kinds() -> Vec<(String, FieldKind)>
     where
         Self: Sized;
     /// The record as JSON; bytes are summarised as `{"$bytes": {"len": N, "sha256": "..."}}`.
@@ -202,6 +223,9 @@ impl<'de> Deserialize<'de> for Scalar {
 }
 
 impl RawFieldType for Scalar {
+    fn kind() -> FieldKind {
+        FieldKind::Mixed
+    }
     fn field_value(&self) -> FieldValue<'_> {
         match self {
             Scalar::Bool(value) => FieldValue::Bool(*value),
@@ -231,6 +255,20 @@ pub trait RawFieldType {
     fn nested_paths() -> Vec<String> {
         Vec::new()
     }
+    /// The declared type of the value.
+    fn kind() -> FieldKind
+    where
+        Self: Sized,
+    {
+        FieldKind::Nested
+    }
+    /// Field paths below this value with their types, for nested records.
+    fn nested_kinds() -> Vec<(String, FieldKind)>
+    where
+        Self: Sized,
+    {
+        Vec::new()
+    }
     /// JSON view of the value.
     fn to_json_value(&self) -> serde_json::Value;
 }
@@ -238,6 +276,9 @@ pub trait RawFieldType {
 macro_rules! scalar_field_type {
     ($($ty:ty => $variant:ident as $conv:ty),* $(,)?) => {
         $(impl RawFieldType for $ty {
+            fn kind() -> FieldKind {
+                FieldKind::$variant
+            }
             fn field_value(&self) -> FieldValue<'_> {
                 FieldValue::$variant(*self as $conv)
             }
@@ -262,6 +303,9 @@ fn float_or_int_json(value: FieldValue<'_>) -> serde_json::Value {
 }
 
 impl RawFieldType for bool {
+    fn kind() -> FieldKind {
+        FieldKind::Bool
+    }
     fn field_value(&self) -> FieldValue<'_> {
         FieldValue::Bool(*self)
     }
@@ -271,6 +315,9 @@ impl RawFieldType for bool {
 }
 
 impl RawFieldType for String {
+    fn kind() -> FieldKind {
+        FieldKind::Str
+    }
     fn field_value(&self) -> FieldValue<'_> {
         FieldValue::Str(self)
     }
@@ -280,6 +327,9 @@ impl RawFieldType for String {
 }
 
 impl RawFieldType for RawBytes {
+    fn kind() -> FieldKind {
+        FieldKind::Bytes
+    }
     fn field_value(&self) -> FieldValue<'_> {
         FieldValue::Bytes(&self.0)
     }
@@ -307,6 +357,12 @@ impl<T: RawFieldType> RawFieldType for Option<T> {
     }
     fn nested_paths() -> Vec<String> {
         T::nested_paths()
+    }
+    fn kind() -> FieldKind {
+        T::kind()
+    }
+    fn nested_kinds() -> Vec<(String, FieldKind)> {
+        T::nested_kinds()
     }
     fn to_json_value(&self) -> serde_json::Value {
         match self {
@@ -355,6 +411,8 @@ impl RawFieldType for std::collections::BTreeMap<String, String> {
 /// assert_eq!(point.get("ra"), Some(FieldValue::Float(1.5)));
 /// assert_eq!(point.get("name"), Some(FieldValue::Null));
 /// assert_eq!(point.get("dec"), None);
+/// use nightjar_core::raw::FieldKind;
+/// assert_eq!(Point::field_kinds(), [("ra".to_string(), FieldKind::Float), ("name".to_string(), FieldKind::Str)]);
 /// ```
 ///
 /// Every field becomes `Option<T>` and missing fields deserialize as `None`, so one struct
@@ -409,6 +467,19 @@ macro_rules! avro_record {
                 paths
             }
 
+            fn field_kinds() -> Vec<(String, $crate::raw::FieldKind)> {
+                let mut kinds = Vec::new();
+                $(
+                    let nested = <Option<$ty> as $crate::raw::RawFieldType>::nested_kinds();
+                    if nested.is_empty() {
+                        kinds.push((stringify!($field).to_string(), <Option<$ty> as $crate::raw::RawFieldType>::kind()));
+                    } else {
+                        kinds.extend(nested.into_iter().map(|(rest, kind)| (format!("{}.{}", stringify!($field), rest), kind)));
+                    }
+                )*
+                kinds
+            }
+
             fn to_json(&self) -> serde_json::Value {
                 let mut object = serde_json::Map::new();
                 $(
@@ -430,6 +501,9 @@ macro_rules! avro_record {
             }
             fn nested_paths() -> Vec<String> {
                 <$name as $crate::raw::RawRecord>::field_paths()
+            }
+            fn nested_kinds() -> Vec<(String, $crate::raw::FieldKind)> {
+                <$name as $crate::raw::RawRecord>::field_kinds()
             }
             fn to_json_value(&self) -> serde_json::Value {
                 $crate::raw::RawRecord::to_json(self)

@@ -35,6 +35,9 @@ pub enum BenchCommand {
     /// fresh store in a temporary directory, once with cutouts and once without. The
     /// reference, measured in the same run on the same messages, is decoding alone.
     Ingest(IngestBenchArgs),
+    /// Filter evaluation: alerts/s for 1, 10 and 100 distinct filters over batches of real
+    /// alerts, the conversion to Arrow included; the reference is converting every column.
+    Filters(crate::filter_cmds::FilterBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -115,6 +118,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Decode(args) => decode(args),
         BenchCommand::Ingest(args) => ingest(args),
+        BenchCommand::Filters(args) => crate::filter_cmds::bench(args),
     }
 }
 

@@ -4,6 +4,7 @@
 mod bench;
 mod config;
 mod files;
+mod filter_cmds;
 mod inspect;
 mod kafka;
 mod run;
@@ -90,6 +91,9 @@ enum Command {
     /// Read nightjar's output topics: a one-line summary per alert, or save them to Avro or
     /// JSON; duplicates (same source id) are dropped.
     Consume(kafka::ConsumeArgs),
+    /// Filters: check a filter file, test it on alerts, list the columns filters read.
+    #[command(subcommand)]
+    Filter(filter_cmds::FilterCommand),
     /// Print the effective configuration (defaults, file, environment) as TOML.
     Config,
     /// Benchmarks, reported as ratios against a reference measured in the same run.
@@ -139,6 +143,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => simulate::run(args),
         Command::Produce(args) => runtime()?.block_on(kafka::produce(&config, args)),
         Command::Consume(args) => runtime()?.block_on(kafka::consume(&config, args)),
+        Command::Filter(command) => filter_cmds::run(&config, command),
         Command::Config => {
             print!("{}", config.to_toml()?);
             Ok(ExitCode::SUCCESS)
