@@ -29,6 +29,13 @@ if ! "$VENV/bin/python" -c 'import astropy' >/dev/null 2>&1 || \
 fi
 export NIGHTJAR_PYTHON="$VENV/bin/python"
 
+# The Kafka tests run against tansu (a Kafka-compatible broker), built once and cached; each
+# test starts its own broker on a free port unless NIGHTJAR_KAFKA_BROKERS names one.
+if [[ -z "${NIGHTJAR_KAFKA_BROKERS:-}" ]]; then
+    NIGHTJAR_TANSU="$(scripts/tansu.sh install)"
+    export NIGHTJAR_TANSU
+fi
+
 cargo test --workspace --doc --quiet
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --all-targets --no-fail-fast "$@"
