@@ -247,17 +247,23 @@ pub async fn latests(State(state): State<Arc<AppState>>, params: Params) -> Resu
         "/api/v1/latests",
         &["class", "n", "startdate", "stopdate", "columns", "output-format"],
     )?;
-    let format = OutputFormat::from_params(&params)?;
-    let columns = requested_columns(&params)?;
-    let n = params.count("n", 10, state.config.max_results)?;
-    let window = window(params.time("startdate")?, params.time("stopdate")?)?;
     let selection = match params.get("class") {
         None | Some("allClasses") => AlertSelection::All,
         Some(class) => AlertSelection::Class(class.to_owned()),
     };
+    latest_selected(&state, &params, &selection).await
+}
+
+/// The latest alerts of a selection, for `latests` and `tags`: parameters `n`, `startdate`,
+/// `stopdate`, `columns`, `output-format`.
+async fn latest_selected(state: &AppState, params: &Params, selection: &AlertSelection) -> Result<Response, ApiError> {
+    let format = OutputFormat::from_params(params)?;
+    let columns = requested_columns(params)?;
+    let n = params.count("n", 10, state.config.max_results)?;
+    let window = window(params.time("startdate")?, params.time("stopdate")?)?;
     let records = state
         .store
-        .latest_alerts(window, &selection, n)
+        .latest_alerts(window, selection, n)
         .await?
         .iter()
         .map(alert_record)
@@ -271,7 +277,7 @@ pub async fn latests(State(state): State<Arc<AppState>>, params: Params) -> Resu
 /// Parameters: `tag` (required), `n` (1 to the configured maximum, default 10), `startdate`,
 /// `stopdate`, `columns`, `output-format`.
 ///
-/// `curl 'localhost:8080/api/v1/tags?tag=sso_mpc&n=5'`
+/// `curl 'localhost:8080/api/v1/tags?tag=solar_system_mpc&n=5'`
 #[utoipa::path(method(get, post), path = "/api/v1/tags", tag = "fink",
     params(
         ("tag" = String, Query, description = "the tag, as in the tags output of the classification module"),
@@ -287,8 +293,6 @@ pub async fn tags(State(state): State<Arc<AppState>>, params: Params) -> Result<
         "/api/v1/tags",
         &["tag", "n", "startdate", "stopdate", "columns", "output-format"],
     )?;
-    let format = OutputFormat::from_params(&params)?;
-    let columns = requested_columns(&params)?;
     let tag = params
         .get("tag")
         .map(str::trim)
@@ -298,16 +302,7 @@ pub async fn tags(State(state): State<Arc<AppState>>, params: Params) -> Result<
             "parameter tag is required: one tag without commas, as the classification module's tags output lists them (see docs/modules/classification.md)".to_owned(),
         ));
     };
-    let n = params.count("n", 10, state.config.max_results)?;
-    let window = window(params.time("startdate")?, params.time("stopdate")?)?;
-    let records = state
-        .store
-        .latest_alerts(window, &AlertSelection::Tag(tag.to_owned()), n)
-        .await?
-        .iter()
-        .map(alert_record)
-        .collect();
-    render(records, columns.as_deref(), format)
+    latest_selected(&state, &params, &AlertSelection::Tag(tag.to_owned())).await
 }
 
 /// The light curve of Rubin diaObjects: one row per diaSource stored (the alerts' own and those

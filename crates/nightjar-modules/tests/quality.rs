@@ -1,47 +1,18 @@
 //! The `quality` module on the real ZTF and Rubin alerts in `tests/data`, checked against the
 //! raw fields read independently.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use nightjar_core::{Alert, FieldValue, Origin, Survey};
-use nightjar_decode::Decoder;
+use nightjar_core::{Alert, FieldValue, Survey};
 use nightjar_modules::quality::QualityConfig;
 use nightjar_modules::{ModuleOutputs, ModuleRunner, ModulesConfig, builtin_modules};
 
-fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data")
-}
-
-fn avro_files(dir: &Path, files: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("read test data folder")
-        .map(|entry| entry.expect("read folder entry").path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            avro_files(&path, files);
-        } else if path.extension().is_some_and(|ext| ext == "avro") {
-            files.push(path);
-        }
-    }
-}
-
 /// Every decodable alert of one survey in `tests/data` (the one file meant to fail is skipped).
 fn alerts(survey: Survey) -> Vec<Alert> {
-    let mut files = Vec::new();
-    avro_files(&data_dir(), &mut files);
-    let mut decoder = Decoder::new();
-    let mut alerts = Vec::new();
-    for path in files {
-        let bytes = std::fs::read(&path).expect("read alert file");
-        for alert in decoder.decode(&bytes, &Origin::file(&path)).into_iter().flatten() {
-            if alert.survey == survey {
-                alerts.push(alert);
-            }
-        }
-    }
-    alerts
+    common::all_alerts()
+        .into_iter()
+        .filter(|alert| alert.survey == survey)
+        .collect()
 }
 
 fn run_quality(config: &ModulesConfig, batch: &[Alert]) -> ModuleOutputs {

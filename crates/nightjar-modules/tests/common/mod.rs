@@ -11,7 +11,8 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn avro_files(dir: &Path, files: &mut Vec<PathBuf>) {
+/// Every `.avro` file below `dir`, in name order, appended to `files`.
+pub fn avro_files(dir: &Path, files: &mut Vec<PathBuf>) {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("read test data folder")
         .map(|entry| entry.expect("read folder entry").path())

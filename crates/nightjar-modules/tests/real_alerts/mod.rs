@@ -5,30 +5,16 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
 use nightjar_core::{Alert, Origin, Survey};
 use nightjar_decode::Decoder;
 use nightjar_modules::{ModuleOutputs, ModuleRunner, ScienceModule};
 
-pub fn repo_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+#[path = "../common/mod.rs"]
+mod common;
 
-fn avro_files(dir: &Path, files: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("read test data folder")
-        .map(|entry| entry.expect("read folder entry").path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        if path.is_dir() {
-            avro_files(&path, files);
-        } else if path.extension().is_some_and(|ext| ext == "avro") {
-            files.push(path);
-        }
-    }
-}
+use common::avro_files;
+pub use common::repo_root as repo_dir;
 
 /// Every decodable alert of one survey, keyed `"<file>#<record>"` as in the fixtures.
 pub fn alerts(survey: Survey) -> Vec<(String, Alert)> {
