@@ -12,10 +12,11 @@ use nightjar_filter::{
     AlertBatch, AlertSchema, ColumnSelection, CompiledFilter, FilterDefinition, FilterEngine, FilterError,
     FilterLimits, FilterOutput, Fixture, value_text,
 };
-use nightjar_modules::{ModuleOutputs, ModuleRunner, builtin_modules};
+use nightjar_modules::{ModuleOutputs, ModuleRunner};
 
 use crate::config::Config;
 use crate::files::alert_files;
+use crate::run::module_runner;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum FilterCommand {
@@ -90,11 +91,6 @@ fn prepare(config: &Config, paths: &[PathBuf]) -> anyhow::Result<Prepared> {
         outputs,
         schema,
     })
-}
-
-fn module_runner(config: &Config) -> anyhow::Result<ModuleRunner> {
-    let modules = builtin_modules(&config.modules).context("building the science modules")?;
-    ModuleRunner::new(modules).context("ordering the science modules")
 }
 
 fn alert_schema(runner: &ModuleRunner) -> anyhow::Result<AlertSchema> {
