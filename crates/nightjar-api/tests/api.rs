@@ -554,10 +554,34 @@ async fn module_outputs_are_d_columns_and_latests_selects_a_class() {
     let all = get(&router, "/api/v1/latests?class=allClasses&n=100").await.records();
     assert!(all.len() > latest.len());
 
+    // Every stored alert has a class (the classification module's, "Unknown" when no rule
+    // fires), most common first.
     let classes = get(&router, "/api/v1/classes").await.records();
-    assert_eq!(classes.len(), 1, "{classes:?}");
-    assert_eq!(classes[0]["class"], FIXTURE_CLASS);
-    assert_eq!(classes[0]["alerts"], 12);
+    let count = |class: &str| {
+        classes
+            .iter()
+            .find(|record| record["class"] == class)
+            .and_then(|record| record["alerts"].as_u64())
+    };
+    assert_eq!(count(FIXTURE_CLASS), Some(12), "{classes:?}");
+    assert!(
+        count("Solar System MPC").is_some_and(|n| n >= 1),
+        "the known asteroids: {classes:?}"
+    );
+    let total: u64 = classes.iter().filter_map(|record| record["alerts"].as_u64()).sum();
+    let n = state_max_results();
+    let every = get(&router, &format!("/api/v1/latests?n={n}")).await.records();
+    assert_eq!(total, every.len() as u64, "{classes:?}");
+    let sizes: Vec<u64> = classes.iter().filter_map(|record| record["alerts"].as_u64()).collect();
+    assert!(
+        sizes.windows(2).all(|pair| pair[0] >= pair[1]),
+        "most common first: {sizes:?}"
+    );
+}
+
+/// The largest `n` the default configuration accepts.
+fn state_max_results() -> usize {
+    ApiConfig::default().max_results
 }
 
 #[tokio::test]

@@ -202,7 +202,7 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn get(&mut self, name: &str) -> Option<&'a Value> {
-        if let Some((found, value)) = self.values.iter().nth(self.next)
+        if let Some((found, value)) = self.values.at(self.next)
             && found == name
         {
             self.next += 1;

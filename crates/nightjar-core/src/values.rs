@@ -111,12 +111,25 @@ impl ModuleValues {
         self.0.push((name, value));
     }
 
+    /// Sets the output `name`: replaces its value when present, else adds it at the end.
+    pub fn set(&mut self, name: &str, value: Value) {
+        match self.0.iter_mut().find(|(column, _)| &**column == name) {
+            Some((_, old)) => *old = value,
+            None => self.0.push((Arc::from(name), value)),
+        }
+    }
+
     /// The value of the column `name`, if it is not null.
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.0
             .iter()
             .find(|(column, _)| &**column == name)
             .map(|(_, value)| value)
+    }
+
+    /// The output at `position` in declaration order (among the non-null ones).
+    pub fn at(&self, position: usize) -> Option<(&str, &Value)> {
+        self.0.get(position).map(|(name, value)| (&**name, value))
     }
 
     /// Every non-null output, in declaration order.

@@ -57,10 +57,11 @@ fn fixture() -> &'static Fixture {
                 let store = SqliteStore::open(&path).expect("opening the store for writing");
                 let mut light_curve = enrich(ztf_light_curve_alerts());
                 for alert in &mut light_curve {
+                    // In place of the classification module's values for these alerts.
                     let class = nightjar_core::Value::Text(FIXTURE_CLASS.to_string());
-                    alert.module_values.push("class".into(), class);
+                    alert.module_values.set("class", class);
                     let tags = nightjar_core::Value::Text(FIXTURE_TAGS.to_string());
-                    alert.module_values.push("tags".into(), tags);
+                    alert.module_values.set("tags", tags);
                 }
                 for batch in [light_curve, enrich(ztf_other_alerts()), enrich(rubin_alerts())] {
                     store.write_batch(&batch).await.expect("writing the fixtures");
