@@ -41,33 +41,11 @@ pub struct KafkaRunArgs {
     pub connect_timeout: f64,
 }
 
-/// Resolves when the process is asked to stop (Ctrl-C, or SIGTERM on Unix).
-async fn stop_requested() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
-}
-
 /// A flag that turns true on Ctrl-C or SIGTERM.
 fn shutdown_flag() -> watch::Receiver<bool> {
     let (sender, receiver) = watch::channel(false);
     tokio::spawn(async move {
-        stop_requested().await;
+        crate::serve::stop_requested().await;
         tracing::info!("stop requested: finishing the batch in hand, committing, exiting");
         let _ = sender.send(true);
         // Keep the sender so that the flag stays readable.

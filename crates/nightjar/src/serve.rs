@@ -24,7 +24,7 @@ pub struct ServeArgs {
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C, or SIGTERM on Unix).
-async fn stop_requested() {
+pub(crate) async fn stop_requested() {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -43,7 +43,6 @@ async fn stop_requested() {
         () = interrupt => {}
         () = terminate => {}
     }
-    tracing::info!("stopping the API server");
 }
 
 /// Binds `listen` and serves the API over `store` on a task until Ctrl-C or SIGTERM.
@@ -70,7 +69,10 @@ pub async fn start(
     Ok(tokio::spawn(nightjar_api::serve(
         listener,
         router(store, api_config),
-        stop_requested(),
+        async {
+            stop_requested().await;
+            tracing::info!("stopping the API server");
+        },
     )))
 }
 
