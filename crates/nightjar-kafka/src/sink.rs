@@ -4,8 +4,11 @@
 //! the source id goes in a header so that consumers can drop the duplicates that at-least-once
 //! delivery allows.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use nightjar_core::Survey;
 
 use rdkafka::error::KafkaError as RdKafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -21,6 +24,37 @@ use crate::output::OutputRecord;
 pub const SOURCE_ID_HEADER: &str = "source_id";
 /// Header holding the survey (`ztf`, `rubin`).
 pub const SURVEY_HEADER: &str = "survey";
+/// Header holding the value's content type on filter topics with `lite` or `ids` payloads
+/// (`application/json`); absent on Avro records.
+pub const CONTENT_TYPE_HEADER: &str = "content-type";
+
+/// One record to publish, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordView<'a> {
+    /// The key: the schema JSON of an Avro value (what fink-client reads), none for JSON.
+    pub key: Option<&'a [u8]>,
+    pub value: &'a [u8],
+    /// `Some("application/json")` for JSON values.
+    pub content_type: Option<&'a str>,
+    /// Chooses the partition.
+    pub object_id: &'a str,
+    pub source_id: i64,
+    pub survey: Survey,
+}
+
+impl<'a> RecordView<'a> {
+    /// The view of an enriched Avro output record.
+    pub fn of(record: &'a OutputRecord) -> RecordView<'a> {
+        RecordView {
+            key: Some(record.schema.json.as_bytes()),
+            value: &record.datum,
+            content_type: None,
+            object_id: &record.object_id,
+            source_id: record.source_id,
+            survey: record.survey,
+        }
+    }
+}
 
 /// The partition of an object: a stable hash of its id, so that an object's alerts stay in
 /// order on one partition.
@@ -38,8 +72,17 @@ pub struct Delivered {
 /// Records enqueued whose delivery reports are not in yet.
 #[derive(Default)]
 pub struct PendingDeliveries {
-    in_flight: VecDeque<(i32, DeliveryFuture)>,
+    in_flight: VecDeque<(Arc<str>, i32, DeliveryFuture)>,
     delivered: Delivered,
+}
+
+impl PendingDeliveries {
+    /// Adds another publication's pending deliveries to these.
+    pub fn extend(&mut self, other: PendingDeliveries) {
+        self.in_flight.extend(other.in_flight);
+        self.delivered.records += other.delivered.records;
+        self.delivered.bytes += other.delivered.bytes;
+    }
 }
 
 impl std::fmt::Debug for PendingDeliveries {
@@ -51,11 +94,16 @@ impl std::fmt::Debug for PendingDeliveries {
     }
 }
 
-/// A producer bound to one output topic.
+/// A producer bound to one output topic (the stream of every alert; none when only filter
+/// topics are published), which also publishes to filter topics, creating them on first use.
 pub struct AlertSink {
     producer: FutureProducer,
     topic: String,
     partitions: i32,
+    connection: KafkaConnection,
+    config: KafkaSinkConfig,
+    /// Partition counts of the filter topics in use.
+    filter_topics: Mutex<HashMap<String, i32>>,
 }
 
 impl std::fmt::Debug for AlertSink {
@@ -75,30 +123,33 @@ impl AlertSink {
         config: &KafkaSinkConfig,
         connect_timeout: Duration,
     ) -> Result<AlertSink, KafkaError> {
-        connection.validate()?;
-        config.validate()?;
         if config.topic.is_empty() {
             return Err(KafkaError::Config("kafka.sink.topic is empty".to_string()));
         }
+        AlertSink::connect_any(connection, config, connect_timeout).await
+    }
+
+    /// Connects for filter topics only: no stream of every alert (`kafka.sink.topic` empty).
+    pub async fn connect_for_filters(
+        connection: &KafkaConnection,
+        config: &KafkaSinkConfig,
+        connect_timeout: Duration,
+    ) -> Result<AlertSink, KafkaError> {
+        let config = KafkaSinkConfig {
+            topic: String::new(),
+            ..config.clone()
+        };
+        AlertSink::connect_any(connection, &config, connect_timeout).await
+    }
+
+    async fn connect_any(
+        connection: &KafkaConnection,
+        config: &KafkaSinkConfig,
+        connect_timeout: Duration,
+    ) -> Result<AlertSink, KafkaError> {
+        connection.validate()?;
+        config.validate()?;
         crate::wait_for_brokers(connection, connect_timeout).await?;
-        if config.create_topics {
-            ensure_topics(
-                connection,
-                &[TopicSpec {
-                    name: config.topic.clone(),
-                    partitions: config.partitions,
-                    replication: config.replication,
-                    retention_ms: config.retention_ms,
-                }],
-            )
-            .await?;
-        }
-        let partitions = partition_count(connection, &config.topic, Duration::from_secs(10))
-            .await?
-            .ok_or_else(|| KafkaError::Topic {
-                topic: config.topic.clone(),
-                reason: "does not exist (create it, or set kafka.sink.create_topics = true)".to_string(),
-            })?;
         let producer: FutureProducer =
             config
                 .client_config(connection)
@@ -108,12 +159,67 @@ impl AlertSink {
                     brokers: connection.brokers.clone(),
                     error,
                 })?;
-        tracing::info!(topic = %config.topic, partitions, "publishing alerts");
-        Ok(AlertSink {
+        let mut sink = AlertSink {
             producer,
             topic: config.topic.clone(),
-            partitions,
-        })
+            partitions: 0,
+            connection: connection.clone(),
+            config: config.clone(),
+            filter_topics: Mutex::new(HashMap::new()),
+        };
+        if !config.topic.is_empty() {
+            sink.partitions = sink.prepare_topic(&config.topic).await?;
+            tracing::info!(topic = %config.topic, partitions = sink.partitions, "publishing alerts");
+        }
+        Ok(sink)
+    }
+
+    /// Creates `topic` when configured to and missing; its partition count.
+    async fn prepare_topic(&self, topic: &str) -> Result<i32, KafkaError> {
+        let (connection, config) = (&self.connection, &self.config);
+        if config.create_topics {
+            ensure_topics(
+                connection,
+                &[TopicSpec {
+                    name: topic.to_string(),
+                    partitions: config.partitions,
+                    replication: config.replication,
+                    retention_ms: config.retention_ms,
+                }],
+            )
+            .await?;
+        }
+        partition_count(connection, topic, Duration::from_secs(10))
+            .await?
+            .ok_or_else(|| KafkaError::Topic {
+                topic: topic.to_string(),
+                reason: "does not exist (create it, or set kafka.sink.create_topics = true)".to_string(),
+            })
+    }
+
+    /// The partition count of a filter topic, creating the topic on first use.
+    async fn filter_topic(&self, topic: &str) -> Result<i32, KafkaError> {
+        let known = self
+            .filter_topics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(topic)
+            .copied();
+        if let Some(partitions) = known {
+            return Ok(partitions);
+        }
+        let partitions = self.prepare_topic(topic).await?;
+        tracing::info!(topic, partitions, "publishing a filter's alerts");
+        self.filter_topics
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(topic.to_string(), partitions);
+        Ok(partitions)
+    }
+
+    /// True when there is a stream of every alert (`kafka.sink.topic` set).
+    pub fn has_main_topic(&self) -> bool {
+        !self.topic.is_empty()
     }
 
     /// The output topic.
@@ -132,14 +238,39 @@ impl AlertSink {
         self.wait(pending).await
     }
 
-    /// Enqueues every record without waiting for their delivery reports. When the producer's
-    /// bounded queue is full, waits for the oldest delivery first (backpressure).
+    /// Enqueues every record on the stream of every alert without waiting for their delivery
+    /// reports (nothing when there is no such stream). When the producer's bounded queue is
+    /// full, waits for the oldest delivery first (backpressure).
     pub async fn publish(&self, records: &[OutputRecord]) -> Result<PendingDeliveries, KafkaError> {
+        if self.topic.is_empty() {
+            return Ok(PendingDeliveries::default());
+        }
+        let topic: Arc<str> = Arc::from(self.topic.as_str());
+        self.enqueue(&topic, self.partitions, records.iter().map(RecordView::of))
+            .await
+    }
+
+    /// Enqueues records on a filter's topic (created on first use), as [`AlertSink::publish`].
+    pub async fn publish_to<'a>(
+        &self,
+        topic: &str,
+        records: impl IntoIterator<Item = RecordView<'a>>,
+    ) -> Result<PendingDeliveries, KafkaError> {
+        let partitions = self.filter_topic(topic).await?;
+        self.enqueue(&Arc::from(topic), partitions, records).await
+    }
+
+    async fn enqueue<'a>(
+        &self,
+        topic: &Arc<str>,
+        partitions: i32,
+        records: impl IntoIterator<Item = RecordView<'a>>,
+    ) -> Result<PendingDeliveries, KafkaError> {
         let mut pending = PendingDeliveries::default();
         for record in records {
-            let partition = partition_for(&record.object_id, self.partitions);
+            let partition = partition_for(record.object_id, partitions);
             let source_id = record.source_id.to_string();
-            let headers = OwnedHeaders::new_with_capacity(2)
+            let mut headers = OwnedHeaders::new_with_capacity(3)
                 .insert(Header {
                     key: SOURCE_ID_HEADER,
                     value: Some(source_id.as_bytes()),
@@ -148,27 +279,37 @@ impl AlertSink {
                     key: SURVEY_HEADER,
                     value: Some(record.survey.as_str().as_bytes()),
                 });
-            let mut future_record = FutureRecord::to(&self.topic)
+            if let Some(content_type) = record.content_type {
+                headers = headers.insert(Header {
+                    key: CONTENT_TYPE_HEADER,
+                    value: Some(content_type.as_bytes()),
+                });
+            }
+            let mut future_record = FutureRecord::to(topic)
                 .partition(partition)
-                .key(record.schema.json.as_bytes())
-                .payload(record.datum.as_slice())
+                .payload(record.value)
                 .headers(headers);
+            if let Some(key) = record.key {
+                future_record = future_record.key(key);
+            }
             loop {
                 match self.producer.send_result(future_record) {
                     Ok(delivery) => {
-                        pending.in_flight.push_back((partition, delivery));
+                        pending.in_flight.push_back((Arc::clone(topic), partition, delivery));
                         break;
                     }
                     Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                         future_record = returned;
                         match pending.in_flight.pop_front() {
-                            Some((partition, delivery)) => self.await_delivery(partition, delivery).await?,
+                            Some((topic, partition, delivery)) => {
+                                Self::await_delivery(&topic, partition, delivery).await?
+                            }
                             None => tokio::time::sleep(Duration::from_millis(50)).await,
                         }
                     }
                     Err((error, _)) => {
                         return Err(KafkaError::Delivery {
-                            topic: self.topic.clone(),
+                            topic: topic.to_string(),
                             partition,
                             reason: error.to_string(),
                         });
@@ -176,22 +317,23 @@ impl AlertSink {
                 }
             }
             pending.delivered.records += 1;
-            pending.delivered.bytes += (record.datum.len() + record.schema.json.len()) as u64;
+            pending.delivered.bytes += (record.value.len() + record.key.map_or(0, <[u8]>::len)) as u64;
         }
         Ok(pending)
     }
 
-    /// Waits for every delivery report of a [`AlertSink::publish`].
+    /// Waits for every delivery report of a [`AlertSink::publish`] or
+    /// [`AlertSink::publish_to`].
     pub async fn wait(&self, mut pending: PendingDeliveries) -> Result<Delivered, KafkaError> {
-        while let Some((partition, delivery)) = pending.in_flight.pop_front() {
-            self.await_delivery(partition, delivery).await?;
+        while let Some((topic, partition, delivery)) = pending.in_flight.pop_front() {
+            Self::await_delivery(&topic, partition, delivery).await?;
         }
         Ok(pending.delivered)
     }
 
-    async fn await_delivery(&self, partition: i32, delivery: DeliveryFuture) -> Result<(), KafkaError> {
+    async fn await_delivery(topic: &str, partition: i32, delivery: DeliveryFuture) -> Result<(), KafkaError> {
         let error = |reason: String| KafkaError::Delivery {
-            topic: self.topic.clone(),
+            topic: topic.to_string(),
             partition,
             reason,
         };

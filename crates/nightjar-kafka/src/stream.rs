@@ -1,5 +1,6 @@
-//! The streaming loop: Kafka micro-batch -> decode -> store -> publish and wait for every
-//! delivery -> commit. Offsets are committed only after the store and the sink are done with a
+//! The streaming loop: Kafka micro-batch -> decode -> science modules -> filters -> store ->
+//! publish (the stream of every alert and each filter's topics) and wait for every delivery ->
+//! commit. Offsets are committed only after the store and the sink are done with a
 //! batch, so a crash anywhere replays the batch (the store is idempotent; duplicates on the
 //! output carry the same `source_id` header).
 
@@ -8,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use nightjar_core::Alert;
 use nightjar_decode::Decoder;
+use nightjar_filter::{Payload, SinkConfig};
+use nightjar_metrics::PipelineMetrics;
 use nightjar_modules::ModuleRunner;
-use nightjar_pipeline::{IngestSummary, decode_batch};
+use nightjar_pipeline::{FilterPass, FilterStage, IngestSummary, decode_batch, record_decoded, record_module_metrics};
 use nightjar_registry::SchemaRegistry;
 use nightjar_store::{DeadLetter, Store, StoreError};
 use thiserror::Error;
@@ -18,7 +21,7 @@ use tokio::sync::watch;
 use crate::consumer::KafkaSource;
 use crate::error::KafkaError;
 use crate::output::{OutputEnricher, OutputRecord, RawRecords};
-use crate::sink::AlertSink;
+use crate::sink::{AlertSink, RecordView};
 
 /// When the loop stops, besides a shutdown request.
 #[derive(Debug, Clone, Default)]
@@ -100,6 +103,7 @@ pub struct StageTimes {
     pub poll: Duration,
     pub decode: Duration,
     pub modules: Duration,
+    pub filters: Duration,
     pub store: Duration,
     pub sink: Duration,
     pub commit: Duration,
@@ -147,6 +151,75 @@ pub struct StreamParts<'a> {
     /// The science modules, run on every batch before it is stored; their outputs are stored
     /// and published with the alerts.
     pub modules: &'a mut ModuleRunner,
+    /// The filters, run after the modules; what each passes goes to its Kafka topics (through
+    /// `sink`) and its other sinks (through `on_filtered`).
+    pub filters: &'a mut FilterStage,
+    /// Where each batch is counted.
+    pub metrics: Arc<PipelineMetrics>,
+}
+
+/// The name of a filter's Kafka topic: `{filter}` and `{survey}` in the pattern replaced.
+pub fn filter_topic_name(pattern: &str, filter: &str, survey: &str) -> String {
+    pattern.replace("{filter}", filter).replace("{survey}", survey)
+}
+
+/// One record of a filter's topic.
+enum FilterRecord {
+    /// The enriched Avro output record of the alert (payload `full`), by index.
+    Output(usize),
+    /// A JSON row (payloads `lite` and `ids`), with the alert's ids.
+    Json {
+        value: Vec<u8>,
+        object_id: String,
+        source_id: i64,
+        survey: nightjar_core::Survey,
+    },
+}
+
+/// The records of every filter topic of one batch, by topic.
+fn filter_records(
+    passes: &[FilterPass],
+    alerts: &[Alert],
+    output_of_alert: &[Option<usize>],
+) -> Vec<(String, Vec<FilterRecord>)> {
+    let mut topics: std::collections::BTreeMap<String, Vec<FilterRecord>> = std::collections::BTreeMap::new();
+    for pass in passes {
+        let patterns: Vec<&str> = pass
+            .sinks
+            .iter()
+            .filter_map(|sink| match sink {
+                SinkConfig::Kafka { topic } => Some(topic.as_str()),
+                _ => None,
+            })
+            .collect();
+        if patterns.is_empty() {
+            continue;
+        }
+        let rows = match pass.payload {
+            Payload::Full => Vec::new(),
+            Payload::Lite | Payload::Ids => pass.rows(alerts),
+        };
+        for (row, &index) in pass.passed.iter().enumerate() {
+            let Some(alert) = alerts.get(index) else { continue };
+            for pattern in &patterns {
+                let topic = filter_topic_name(pattern, &pass.filter, alert.survey.as_str());
+                let record = match pass.payload {
+                    Payload::Full => match output_of_alert.get(index).copied().flatten() {
+                        Some(output) => FilterRecord::Output(output),
+                        None => continue,
+                    },
+                    Payload::Lite | Payload::Ids => FilterRecord::Json {
+                        value: rows.get(row).map(|row| row.to_string().into_bytes()).unwrap_or_default(),
+                        object_id: alert.object_id.clone(),
+                        source_id: alert.detection.source_id,
+                        survey: alert.survey,
+                    },
+                };
+                topics.entry(topic).or_default().push(record);
+            }
+        }
+    }
+    topics.into_iter().collect()
 }
 
 /// Runs the loop until a shutdown request (`*shutdown` becomes true: the batch in hand is
@@ -165,6 +238,8 @@ pub async fn run_stream(
         store,
         sink,
         modules,
+        filters,
+        metrics,
     } = parts;
     let mut enricher = OutputEnricher::new(
         modules
@@ -198,6 +273,7 @@ pub async fn run_stream(
         // A batch waits at most `max_wait_ms`, so a shutdown request is seen within it.
         let mut batch = source.next_batch().await?;
         summary.stages.poll += stage.elapsed();
+        metrics.stage("poll", stage.elapsed());
         if batch.is_empty() {
             if let Some(idle) = options.stop_when_idle {
                 // Idle time counts only while partitions are assigned: a worker waiting for
@@ -228,6 +304,7 @@ pub async fn run_stream(
         let timestamps: Vec<Option<i64>> = batch.records.iter().map(|record| record.timestamp_ms).collect();
         let messages = batch.take_messages();
         let n_messages = messages.len();
+        let n_bytes: u64 = messages.iter().map(|message| message.bytes.len() as u64).sum();
 
         // Decode, one message at a time so that each alert keeps its raw record.
         let stage = Instant::now();
@@ -260,18 +337,40 @@ pub async fn run_stream(
             dead_letters.extend(letters);
         }
         summary.stages.decode += stage.elapsed();
+        metrics.stage("decode", stage.elapsed());
+        record_decoded(&metrics, n_messages as u64, n_bytes, &alerts);
 
         // Science modules: outputs attached to each alert, then added to its output record.
         let stage = Instant::now();
-        if !modules.modules().is_empty() {
-            modules.run(&alerts).attach_to(&mut alerts);
-        }
+        let module_outputs = modules.run(&alerts);
+        module_outputs.attach_to(&mut alerts);
         if !enricher.is_empty() {
             for (output, &alert_index) in outputs.iter_mut().zip(&output_alerts) {
                 enricher.enrich(output, &alerts[alert_index].module_values)?;
             }
         }
         summary.stages.modules += stage.elapsed();
+        metrics.stage("modules", stage.elapsed());
+        record_module_metrics(&metrics, modules);
+
+        // Filters: what each passes, and the records of their topics.
+        let stage = Instant::now();
+        let passes = filters.run(&alerts, &module_outputs);
+        drop(module_outputs);
+        let mut output_of_alert: Vec<Option<usize>> = vec![None; alerts.len()];
+        for (output, &alert_index) in output_alerts.iter().enumerate() {
+            output_of_alert[alert_index] = Some(output);
+        }
+        let topic_records = if sink.is_some() {
+            filter_records(&passes, &alerts, &output_of_alert)
+        } else {
+            Vec::new()
+        };
+        for pass in &passes {
+            *summary.ingest.filtered.entry(pass.filter.clone()).or_default() += pass.passed.len() as u64;
+        }
+        summary.stages.filters += stage.elapsed();
+        metrics.stage("filters", stage.elapsed());
         crash_if(options, CrashPoint::AfterDecode, summary.ingest.batches);
 
         // Store.
@@ -286,26 +385,55 @@ pub async fn run_stream(
         }
         let written = store.write_batch(&alerts).await.map_err(store_error)?;
         summary.stages.store += stage.elapsed();
+        metrics.stage("store", stage.elapsed());
+        metrics.stored(written.n_alerts - written.n_duplicate_alerts, written.n_duplicate_alerts);
+        for letter in &dead_letters {
+            metrics.dead_letter(&letter.reason);
+        }
         crash_if(options, CrashPoint::AfterStore, batch_index);
 
         // Publish and wait for every delivery report.
         let stage = Instant::now();
         if let Some(sink) = sink {
-            let pending = sink.publish(&outputs).await?;
+            let mut pending = sink.publish(&outputs).await?;
+            for (topic, records) in &topic_records {
+                let views = records.iter().filter_map(|record| match record {
+                    FilterRecord::Output(index) => outputs.get(*index).map(RecordView::of),
+                    FilterRecord::Json {
+                        value,
+                        object_id,
+                        source_id,
+                        survey,
+                    } => Some(RecordView {
+                        key: None,
+                        value,
+                        content_type: Some("application/json"),
+                        object_id,
+                        source_id: *source_id,
+                        survey: *survey,
+                    }),
+                });
+                let published = sink.publish_to(topic, views).await?;
+                metrics.sink_records("kafka", "ok", records.len() as u64);
+                pending.extend(published);
+            }
             crash_if(options, CrashPoint::AfterProduce, batch_index);
             let delivered = sink.wait(pending).await?;
             summary.delivered += delivered.records;
             summary.delivered_bytes += delivered.bytes;
+            metrics.published(delivered.records, delivered.bytes);
             let now_ms = unix_ms();
             for output in &outputs {
-                if let Some(input_ms) = output.input_timestamp_ms
-                    && summary.latencies_ms.len() < MAX_LATENCY_SAMPLES
-                {
-                    summary.latencies_ms.push(now_ms - input_ms);
+                if let Some(input_ms) = output.input_timestamp_ms {
+                    metrics.output_latency(Duration::from_millis((now_ms - input_ms).max(0) as u64));
+                    if summary.latencies_ms.len() < MAX_LATENCY_SAMPLES {
+                        summary.latencies_ms.push(now_ms - input_ms);
+                    }
                 }
             }
         }
         summary.stages.sink += stage.elapsed();
+        metrics.stage("sink", stage.elapsed());
 
         crash_if(options, CrashPoint::AfterDelivery, batch_index);
 
@@ -315,10 +443,12 @@ pub async fn run_stream(
             Ok(()) => summary.commits += 1,
             Err(error) => {
                 summary.commit_failures += 1;
+                metrics.commit_failed();
                 tracing::warn!("{error}; the batch will be read again after a restart or rebalance");
             }
         }
         summary.stages.commit += stage.elapsed();
+        metrics.stage("commit", stage.elapsed());
 
         summary.ingest.stored.add(&written);
         summary.ingest.messages += n_messages as u64;
@@ -329,6 +459,9 @@ pub async fn run_stream(
         summary.ingest.batches += 1;
         summary.max_batch = summary.max_batch.max(n_messages);
         summary.lag = source.lag();
+        if let Some(lag) = summary.lag {
+            metrics.set_lag(lag);
+        }
         summary.ingest.elapsed = started.elapsed();
         tracing::debug!(
             batch = batch_index,
@@ -346,6 +479,7 @@ pub async fn run_stream(
     summary.ingest.modules = modules.stats().to_vec();
     summary.ingest.decode_time = summary.stages.decode;
     summary.ingest.modules_time = summary.stages.modules;
+    summary.ingest.filters_time = summary.stages.filters;
     summary.ingest.store_time = summary.stages.store;
     Ok(summary)
 }

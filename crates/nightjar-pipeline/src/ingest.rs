@@ -1,7 +1,8 @@
-//! The ingestion loop: read a micro-batch of messages, decode it, run the science modules on
-//! it, store the alerts (with the modules' outputs) and the dead letters, and report. Decoding
-//! and the modules run on their own thread, one batch ahead of the store, with a bounded queue
-//! between them, so memory stays flat however long the input is.
+//! The ingestion loop: read a micro-batch of messages, decode it, run the science modules and
+//! the filters on it, store the alerts (with the modules' outputs) and the dead letters, hand
+//! what each filter passed to its sinks, and report. Decoding, the modules and the filters run
+//! on their own thread, one batch ahead of the store, with a bounded queue between them, so
+//! memory stays flat however long the input is.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,11 +10,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nightjar_core::Alert;
 use nightjar_decode::Decoder;
+use nightjar_metrics::{ModuleTotals, PipelineMetrics};
 use nightjar_modules::{ModuleRunner, ModuleStats};
 use nightjar_registry::{SchemaRegistry, decode_with_registry};
 use nightjar_store::{DeadLetter, Store, StoreError, WriteSummary};
 use thiserror::Error;
 
+use crate::filters::{FilterPass, FilterStage};
 use crate::source::{MessageSource, SourceError};
 
 /// How the pipeline batches and what it keeps.
@@ -23,6 +26,8 @@ pub struct IngestConfig {
     pub batch_size: usize,
     /// Store the cutouts (three FITS stamps per alert, ~75% of the bytes).
     pub keep_cutouts: bool,
+    /// Where each batch is counted.
+    pub metrics: Arc<PipelineMetrics>,
 }
 
 impl Default for IngestConfig {
@@ -30,6 +35,7 @@ impl Default for IngestConfig {
         IngestConfig {
             batch_size: 500,
             keep_cutouts: true,
+            metrics: Arc::default(),
         }
     }
 }
@@ -60,9 +66,12 @@ pub struct IngestSummary {
     pub batches: u64,
     /// Per science module: alerts, time, errors and panics (empty when no module ran).
     pub modules: Vec<ModuleStats>,
-    /// Time spent decoding, in the science modules, and storing.
+    /// Per filter loaded at some point of the run: alerts passed.
+    pub filtered: BTreeMap<String, u64>,
+    /// Time spent decoding, in the science modules, in the filters, and storing.
     pub decode_time: Duration,
     pub modules_time: Duration,
+    pub filters_time: Duration,
     pub store_time: Duration,
     pub elapsed: Duration,
 }
@@ -92,8 +101,11 @@ struct DecodedBatch {
     /// Alerts with their module outputs attached.
     alerts: Vec<Alert>,
     dead_letters: Vec<DeadLetter>,
+    /// What each filter passed, with its payload rows.
+    passes: Vec<(FilterPass, Vec<serde_json::Value>)>,
     decode_time: Duration,
     modules_time: Duration,
+    filters_time: Duration,
 }
 
 fn now_unix() -> i64 {
@@ -147,13 +159,43 @@ pub fn decode_batch(
     (alerts, dead_letters)
 }
 
-/// Runs a source to its end into the store, running `modules` (which may hold no module) on
-/// every batch before it is stored.
+/// Reports the module runner's totals to the metrics.
+pub fn record_module_metrics(metrics: &PipelineMetrics, modules: &ModuleRunner) {
+    for stats in modules.stats() {
+        metrics.module_totals(
+            &stats.module,
+            &ModuleTotals {
+                alerts: stats.alerts,
+                time: stats.total_time,
+                errors: stats.errors,
+                panics: stats.panics,
+                skipped: stats.skipped,
+            },
+        );
+    }
+}
+
+/// Counts a decoded batch: messages, their bytes, alerts by survey.
+pub fn record_decoded(metrics: &PipelineMetrics, n_messages: u64, bytes: u64, alerts: &[Alert]) {
+    metrics.messages_read(n_messages, bytes);
+    let mut by_survey: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for alert in alerts {
+        *by_survey.entry(alert.survey.as_str()).or_default() += 1;
+    }
+    for (survey, count) in by_survey {
+        metrics.alerts_decoded(survey, count);
+    }
+}
+
+/// Runs a source to its end into the store, running `modules` (which may hold no module) and
+/// then `filters` on every batch before it is stored.
+#[allow(clippy::too_many_arguments)]
 pub async fn ingest<S: MessageSource>(
     mut source: S,
     decoder: Decoder,
     registry: Option<SchemaRegistry>,
     modules: ModuleRunner,
+    filters: FilterStage,
     store: Arc<dyn Store>,
     config: IngestConfig,
     mut on_progress: impl FnMut(Progress),
@@ -165,29 +207,52 @@ pub async fn ingest<S: MessageSource>(
     let (stats_sender, stats_receiver) = std::sync::mpsc::channel::<Vec<ModuleStats>>();
     let batch_size = config.batch_size;
     let keep_cutouts = config.keep_cutouts;
+    let metrics = Arc::clone(&config.metrics);
+    let decode_metrics = Arc::clone(&config.metrics);
     let decoding = std::thread::Builder::new()
         .name("nightjar-decode".to_string())
         .spawn(move || {
             let mut decoder = decoder;
             let mut registry = registry;
             let mut modules = modules;
+            let mut filters = filters;
+            let metrics = decode_metrics;
             loop {
                 let batch = match source.next_batch(batch_size) {
                     Ok(Some(messages)) => {
                         let n_messages = messages.len() as u64;
+                        let bytes: u64 = messages.iter().map(|message| message.bytes.len() as u64).sum();
                         let decode_started = Instant::now();
                         let (mut alerts, dead_letters) =
                             decode_batch(&mut decoder, registry.as_mut(), messages, keep_cutouts);
+                        record_decoded(&metrics, n_messages, bytes, &alerts);
                         let modules_started = Instant::now();
-                        if !modules.modules().is_empty() {
-                            modules.run(&alerts).attach_to(&mut alerts);
-                        }
+                        let outputs = modules.run(&alerts);
+                        outputs.attach_to(&mut alerts);
+                        record_module_metrics(&metrics, &modules);
+                        let filters_started = Instant::now();
+                        let passes = filters
+                            .run(&alerts, &outputs)
+                            .into_iter()
+                            .map(|pass| {
+                                let rows = if pass.sinks.is_empty() { Vec::new() } else { pass.rows(&alerts) };
+                                (pass, rows)
+                            })
+                            .collect();
+                        let decode_time = modules_started - decode_started;
+                        let modules_time = filters_started - modules_started;
+                        let filters_time = filters_started.elapsed();
+                        metrics.stage("decode", decode_time);
+                        metrics.stage("modules", modules_time);
+                        metrics.stage("filters", filters_time);
                         Ok(DecodedBatch {
                             n_messages,
                             alerts,
                             dead_letters,
-                            decode_time: modules_started - decode_started,
-                            modules_time: modules_started.elapsed(),
+                            passes,
+                            decode_time,
+                            modules_time,
+                            filters_time,
                         })
                     }
                     Ok(None) => break,
@@ -219,9 +284,22 @@ pub async fn ingest<S: MessageSource>(
                 .map_err(store_error)?;
         }
         let written = store.write_batch(&batch.alerts).await.map_err(store_error)?;
-        summary.store_time += store_started.elapsed();
+        let store_time = store_started.elapsed();
+        metrics.stage("store", store_time);
+        metrics.stored(
+            written.n_alerts - written.n_duplicate_alerts,
+            written.n_duplicate_alerts,
+        );
+        for letter in &batch.dead_letters {
+            metrics.dead_letter(&letter.reason);
+        }
+        for (pass, _rows) in &batch.passes {
+            *summary.filtered.entry(pass.filter.clone()).or_default() += pass.passed.len() as u64;
+        }
+        summary.store_time += store_time;
         summary.decode_time += batch.decode_time;
         summary.modules_time += batch.modules_time;
+        summary.filters_time += batch.filters_time;
         summary.stored.add(&written);
         summary.messages += batch.n_messages;
         summary.alerts_read += batch.alerts.len() as u64;

@@ -1,0 +1,336 @@
+//! The filter stage of the ingestion loops: the filters of a directory, compiled against the
+//! `alerts` schema of the modules that run, evaluated on every micro-batch, reloaded when the
+//! directory changes or on request (SIGHUP), with their counters in the metrics; and the
+//! payload each filter sends for the alerts it passes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use nightjar_core::Alert;
+use nightjar_filter::arrow::array::RecordBatch;
+use nightjar_filter::arrow::json::ArrayWriter;
+use nightjar_filter::{AlertSchema, FilterDefinition, FilterEngine, FilterError, FiltersConfig, Payload, SinkConfig};
+use nightjar_metrics::{FilterTotals, PipelineMetrics};
+use nightjar_modules::{ModuleOutputs, ModuleRunner};
+use thiserror::Error;
+
+/// How often the filter directory is looked at for changes.
+const RELOAD_CHECK: Duration = Duration::from_secs(2);
+
+/// Points of history a `lite` payload carries: the latest detections.
+pub const LITE_LIGHT_CURVE_POINTS: usize = 10;
+
+/// Why the filter stage could not start.
+#[derive(Debug, Error)]
+pub enum FilterStageError {
+    #[error("filters: {0}")]
+    Config(String),
+    #[error("reading the filter directory {}: {error}", directory.display())]
+    Directory { directory: PathBuf, error: std::io::Error },
+    #[error("building the alerts schema from the science modules' columns: {0}")]
+    Schema(String),
+}
+
+/// Every filter file (`*.toml`, not `*.fixture.toml`) directly in `directory`, sorted by
+/// name: the definitions that parse, and the errors of those that do not.
+pub fn load_filter_dir(directory: &Path) -> Result<(Vec<FilterDefinition>, Vec<FilterError>), FilterStageError> {
+    let directory_error = |error| FilterStageError::Directory {
+        directory: directory.to_path_buf(),
+        error,
+    };
+    let mut definitions = Vec::new();
+    let mut errors = Vec::new();
+    for file in filter_files(directory).map_err(directory_error)? {
+        let name = file.display().to_string();
+        match std::fs::read_to_string(&file) {
+            Ok(text) => match FilterDefinition::parse(&text, &name) {
+                Ok(definition) => definitions.push(definition),
+                Err(error) => errors.push(error),
+            },
+            Err(error) => errors.push(FilterError::Definition {
+                source_name: name,
+                message: format!("cannot be read: {error}"),
+            }),
+        }
+    }
+    Ok((definitions, errors))
+}
+
+fn filter_files(directory: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(directory)?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| {
+            path.is_file()
+                && path.extension().is_some_and(|ext| ext == "toml")
+                && !path.to_string_lossy().ends_with(".fixture.toml")
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// What the directory looks like: each filter file with its modification time and size.
+fn fingerprint(directory: &Path) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+    filter_files(directory)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|path| {
+            let metadata = std::fs::metadata(&path).ok();
+            let modified = metadata.as_ref().and_then(|metadata| metadata.modified().ok());
+            let len = metadata.map_or(0, |metadata| metadata.len());
+            (path, modified, len)
+        })
+        .collect()
+}
+
+/// The alerts one filter passed in one batch.
+#[derive(Debug, Clone)]
+pub struct FilterPass {
+    pub filter: String,
+    pub payload: Payload,
+    pub sinks: Vec<SinkConfig>,
+    /// Positions in the batch of the passing alerts, ascending.
+    pub passed: Vec<usize>,
+    /// The columns the filter selects, one row per passing alert.
+    pub selected: RecordBatch,
+}
+
+impl FilterPass {
+    /// One JSON object per passing alert, shaped by the payload: `ids` (survey, object and
+    /// source ids), `lite` (ids, the selected columns and the latest detections) or `full`
+    /// (the whole alert, raw survey fields included, and every module output; cutouts are
+    /// summarised, not copied).
+    pub fn rows(&self, alerts: &[Alert]) -> Vec<serde_json::Value> {
+        let selected = match self.payload {
+            Payload::Lite => selected_rows(&self.selected),
+            Payload::Ids | Payload::Full => Vec::new(),
+        };
+        self.passed
+            .iter()
+            .enumerate()
+            .filter_map(|(row, &index)| Some((row, alerts.get(index)?)))
+            .map(|(row, alert)| match self.payload {
+                Payload::Full => {
+                    let mut json = alert.to_json();
+                    if let Some(object) = json.as_object_mut() {
+                        object.insert(
+                            "modules".to_string(),
+                            serde_json::Value::Object(alert.module_values.to_json()),
+                        );
+                    }
+                    json
+                }
+                Payload::Ids => ids(alert),
+                Payload::Lite => {
+                    let mut json = ids(alert);
+                    if let (Some(object), Some(serde_json::Value::Object(columns))) =
+                        (json.as_object_mut(), selected.get(row))
+                    {
+                        for (name, value) in columns {
+                            object.entry(name.clone()).or_insert_with(|| value.clone());
+                        }
+                        let points = alert.history.len().min(LITE_LIGHT_CURVE_POINTS.saturating_sub(1));
+                        let light_curve: Vec<serde_json::Value> = alert.history[alert.history.len() - points..]
+                            .iter()
+                            .chain(std::iter::once(&alert.detection))
+                            .map(|detection| {
+                                serde_json::json!({
+                                    "mjd": detection.mjd,
+                                    "band": detection.band,
+                                    "magnitude": detection.magnitude,
+                                    "magnitude_err": detection.magnitude_err,
+                                    "flux": detection.flux,
+                                    "flux_err": detection.flux_err,
+                                })
+                            })
+                            .collect();
+                        object.insert("light_curve".to_string(), serde_json::Value::from(light_curve));
+                    }
+                    json
+                }
+            })
+            .collect()
+    }
+}
+
+fn ids(alert: &Alert) -> serde_json::Value {
+    serde_json::json!({
+        "survey": alert.survey,
+        "object_id": alert.object_id,
+        "source_id": alert.detection.source_id,
+    })
+}
+
+/// The rows of a record batch as JSON objects (nulls left out).
+fn selected_rows(batch: &RecordBatch) -> Vec<serde_json::Value> {
+    if batch.num_rows() == 0 || batch.num_columns() == 0 {
+        return Vec::new();
+    }
+    let mut writer = ArrayWriter::new(Vec::new());
+    let written = writer.write(batch).and_then(|()| writer.finish());
+    match written {
+        Ok(()) => serde_json::from_slice(&writer.into_inner()).unwrap_or_default(),
+        Err(error) => {
+            tracing::warn!("the selected columns could not be written as JSON: {error}");
+            Vec::new()
+        }
+    }
+}
+
+/// The filters of one worker.
+#[derive(Debug)]
+pub struct FilterStage {
+    engine: FilterEngine,
+    directory: Option<PathBuf>,
+    seen: Vec<(PathBuf, Option<SystemTime>, u64)>,
+    last_check: Instant,
+    reload_requested: Arc<AtomicBool>,
+    metrics: Arc<PipelineMetrics>,
+}
+
+impl FilterStage {
+    /// Compiles the filters of `config.directory` (none: a stage without filters) against the
+    /// columns of `modules`. A filter file that does not parse or compile is logged as an
+    /// error and left out; the others run.
+    pub fn load(
+        config: &FiltersConfig,
+        modules: &ModuleRunner,
+        metrics: Arc<PipelineMetrics>,
+    ) -> Result<FilterStage, FilterStageError> {
+        config.validate().map_err(FilterStageError::Config)?;
+        let columns: Vec<_> = modules.columns().into_iter().map(|(_, column)| column).collect();
+        let schema = AlertSchema::new(columns.iter()).map_err(|error| FilterStageError::Schema(error.to_string()))?;
+        let mut stage = FilterStage {
+            engine: FilterEngine::new(schema, config.limits()),
+            directory: config.directory.clone(),
+            seen: Vec::new(),
+            last_check: Instant::now(),
+            reload_requested: Arc::new(AtomicBool::new(false)),
+            metrics,
+        };
+        if let Some(directory) = &stage.directory {
+            if !directory.is_dir() {
+                return Err(FilterStageError::Config(format!(
+                    "filters.directory {} is not a directory (create it, or leave filters.directory unset to run without filters)",
+                    directory.display()
+                )));
+            }
+            stage.reload()?;
+        }
+        Ok(stage)
+    }
+
+    /// A flag that, once set (by a SIGHUP handler), makes the stage reload its directory
+    /// before the next batch.
+    pub fn reload_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.reload_requested)
+    }
+
+    /// True when no filter is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.engine.filters().next().is_none()
+    }
+
+    /// The active filters' definitions.
+    pub fn definitions(&self) -> impl Iterator<Item = &FilterDefinition> {
+        self.engine.filters().map(|active| &active.definition)
+    }
+
+    /// Reads the directory again and updates the filters: new and changed ones compiled,
+    /// broken new versions rejected (their previous version keeps running), removed ones
+    /// dropped.
+    pub fn reload(&mut self) -> Result<(), FilterStageError> {
+        let Some(directory) = self.directory.clone() else {
+            return Ok(());
+        };
+        self.seen = fingerprint(&directory);
+        self.last_check = Instant::now();
+        let (definitions, mut errors) = load_filter_dir(&directory)?;
+        let report = self.engine.update(definitions);
+        errors.extend(report.rejected);
+        for error in &errors {
+            tracing::error!(directory = %directory.display(), reason = error.reason(), "filter rejected: {error}");
+        }
+        for name in &report.activated {
+            tracing::info!(filter = %name, "filter active");
+        }
+        for name in &report.removed {
+            tracing::info!(filter = %name, "filter removed");
+        }
+        let active = self.engine.filters().count();
+        self.metrics
+            .filters_reloaded(active, if errors.is_empty() { "ok" } else { "rejected" });
+        Ok(())
+    }
+
+    /// Reloads when asked to, or when a filter file changed since the last look (looked at
+    /// every two seconds at most).
+    pub fn reload_if_changed(&mut self) {
+        let Some(directory) = self.directory.clone() else {
+            return;
+        };
+        let requested = self.reload_requested.swap(false, Ordering::Relaxed);
+        if !requested && self.last_check.elapsed() < RELOAD_CHECK {
+            return;
+        }
+        self.last_check = Instant::now();
+        if !requested && fingerprint(&directory) == self.seen {
+            return;
+        }
+        if let Err(error) = self.reload() {
+            tracing::error!("filters not reloaded, the loaded ones keep running: {error}");
+        }
+    }
+
+    /// Runs every filter on a batch (after the modules): what each passed. A filter that fails
+    /// on the batch passes nothing, is logged, and counts an error.
+    pub fn run(&mut self, alerts: &[Alert], outputs: &ModuleOutputs) -> Vec<FilterPass> {
+        self.reload_if_changed();
+        if self.is_empty() || alerts.is_empty() {
+            return Vec::new();
+        }
+        let results = match self.engine.run(alerts, outputs) {
+            Ok(results) => results,
+            Err(error) => {
+                tracing::error!("the batch could not be converted for the filters: {error}");
+                return Vec::new();
+            }
+        };
+        let mut passes = Vec::new();
+        for (name, result) in results {
+            match result {
+                Ok(output) if !output.passed.is_empty() => {
+                    if let Some(active) = self.engine.filters().find(|active| active.definition.name == name) {
+                        passes.push(FilterPass {
+                            filter: name,
+                            payload: active.definition.payload,
+                            sinks: active.definition.sinks.clone(),
+                            passed: output.passed,
+                            selected: output.selected,
+                        });
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(filter = %name, reason = error.reason(), "filter failed on a batch: {error}"),
+            }
+        }
+        for active in self.engine.filters() {
+            let counters = active.compiled.metrics();
+            self.metrics.filter_totals(
+                &active.definition.name,
+                &active.definition.version,
+                &FilterTotals {
+                    alerts_seen: counters.alerts_seen,
+                    alerts_passed: counters.alerts_passed,
+                    time: counters.time,
+                    errors: counters.errors,
+                    overruns: counters.overruns,
+                    disabled: counters.disabled,
+                },
+            );
+        }
+        passes
+    }
+}
