@@ -1,0 +1,98 @@
+//! [`Delivery`]: one filter's passing alerts from one micro-batch, and the checks that make its
+//! names safe to use in file names.
+
+use serde_json::Value;
+
+use crate::error::SinkError;
+
+/// The longest `position` accepted: file names stay well under the usual 255-byte limit.
+pub const MAX_POSITION_LEN: usize = 150;
+/// The longest filter or survey name accepted.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// One filter's passing alerts from one micro-batch, for one input range.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    /// The filter's name: lowercase letters, digits and underscores.
+    pub filter: &'a str,
+    /// The survey of the alerts: `ztf` or `rubin` (lowercase letters, digits, underscores).
+    pub survey: &'a str,
+    /// The UTC night of the alerts, `YYYYMMDD`.
+    pub night: &'a str,
+    /// A replay-stable name of the input range, e.g. `ztf_2024_p3_o1200-1299` (topic,
+    /// partition, offsets) or `files_b12`: letters, digits, `_`, `.` and `-`. A replay of the
+    /// same range gives the same name, so its file or outbox entry is overwritten.
+    pub position: &'a str,
+    /// One JSON object per passing alert, already shaped by the filter's payload.
+    pub rows: &'a [Value],
+}
+
+impl Delivery<'_> {
+    /// Checks every name and that each row is a JSON object.
+    pub fn validate(&self) -> Result<(), SinkError> {
+        let is_name_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
+        check(
+            "filter",
+            self.filter,
+            |s| !s.is_empty() && s.len() <= MAX_NAME_LEN && s.chars().all(is_name_char),
+            "expected 1 to 64 lowercase letters, digits or underscores",
+        )?;
+        check(
+            "survey",
+            self.survey,
+            |s| !s.is_empty() && s.len() <= MAX_NAME_LEN && s.chars().all(is_name_char),
+            "expected a survey name such as \"ztf\" or \"rubin\"",
+        )?;
+        check(
+            "night",
+            self.night,
+            |s| s.len() == 8 && s.chars().all(|c| c.is_ascii_digit()),
+            "expected the UTC night as YYYYMMDD",
+        )?;
+        check(
+            "position",
+            self.position,
+            |s| {
+                !s.is_empty()
+                    && s.len() <= MAX_POSITION_LEN
+                    && !s.starts_with('.')
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+            },
+            "expected 1 to 150 letters, digits, '_', '.' or '-', not starting with '.'",
+        )?;
+        for (row_idx, row) in self.rows.iter().enumerate() {
+            if !row.is_object() {
+                return Err(SinkError::RowNotAnObject {
+                    filter: self.filter.to_string(),
+                    row_idx,
+                    found: json_kind(row),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check(field: &'static str, value: &str, ok: impl Fn(&str) -> bool, expected: &'static str) -> Result<(), SinkError> {
+    if ok(value) {
+        Ok(())
+    } else {
+        Err(SinkError::InvalidDelivery {
+            field,
+            value: value.chars().take(200).collect(),
+            expected,
+        })
+    }
+}
+
+pub(crate) fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
