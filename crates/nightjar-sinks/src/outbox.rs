@@ -443,10 +443,10 @@ impl Inner {
     /// Removes a finished entry (unless a replay replaced it meanwhile) and leaves its marker.
     pub(crate) fn complete(&self, name: &str, generation: &str) -> Result<(), SinkError> {
         let mut state = self.lock_state();
-        if !state
+        if state
             .entries
             .get(name)
-            .is_some_and(|entry| entry.generation == generation)
+            .is_none_or(|entry| entry.generation != generation)
         {
             return Ok(());
         }

@@ -100,7 +100,7 @@ mod tests {
             "bright_risers (ztf): ZTF24aaaaaaa at RA 123.45679 Dec -12.34568, mag 18.12 (r), class SN candidate",
         );
         check(
-            json!({"object_id": 1234, "ra": 10.0, "dec": 20.0, "flux": 5123.45, "band": "g"}),
+            json!({"object_id": 1234, "ra": 10.0, "dec": 20.0, "flux": 5123.46, "band": "g"}),
             "bright_risers (ztf): 1234 at RA 10.00000 Dec 20.00000, flux 5123.5 nJy (g)",
         );
         check(
