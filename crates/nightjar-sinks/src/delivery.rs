@@ -5,10 +5,14 @@ use serde_json::Value;
 
 use crate::error::SinkError;
 
-/// The longest `position` accepted: file names stay well under the usual 255-byte limit.
-pub const MAX_POSITION_LEN: usize = 150;
-/// The longest filter or survey name accepted.
-pub const MAX_NAME_LEN: usize = 64;
+// Together these keep every file name the sinks make (the longest is an outbox's
+// `failed/{url hash}_{filter}_{survey}_{position}_{row_idx}.json`) under the usual 255-byte limit.
+/// The longest filter name accepted.
+pub const MAX_FILTER_LEN: usize = 48;
+/// The longest survey name accepted.
+pub const MAX_SURVEY_LEN: usize = 16;
+/// The longest `position` accepted.
+pub const MAX_POSITION_LEN: usize = 128;
 
 /// One filter's passing alerts from one micro-batch, for one input range.
 #[derive(Debug, Clone, Copy)]
@@ -34,13 +38,13 @@ impl Delivery<'_> {
         check(
             "filter",
             self.filter,
-            |s| !s.is_empty() && s.len() <= MAX_NAME_LEN && s.chars().all(is_name_char),
-            "expected 1 to 64 lowercase letters, digits or underscores",
+            |s| !s.is_empty() && s.len() <= MAX_FILTER_LEN && s.chars().all(is_name_char),
+            "expected 1 to 48 lowercase letters, digits or underscores",
         )?;
         check(
             "survey",
             self.survey,
-            |s| !s.is_empty() && s.len() <= MAX_NAME_LEN && s.chars().all(is_name_char),
+            |s| !s.is_empty() && s.len() <= MAX_SURVEY_LEN && s.chars().all(is_name_char),
             "expected a survey name such as \"ztf\" or \"rubin\"",
         )?;
         check(
@@ -59,7 +63,7 @@ impl Delivery<'_> {
                     && s.chars()
                         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
             },
-            "expected 1 to 150 letters, digits, '_', '.' or '-', not starting with '.'",
+            "expected 1 to 128 letters, digits, '_', '.' or '-', not starting with '.'",
         )?;
         for (row_idx, row) in self.rows.iter().enumerate() {
             if !row.is_object() {

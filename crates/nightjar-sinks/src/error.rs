@@ -45,9 +45,15 @@ pub enum SinkError {
         #[source]
         source: std::io::Error,
     },
-    /// The HTTP client could not be built (TLS roots, options).
-    #[error("webhook client: {0}")]
-    Client(String),
+    /// Outbox file work that ended abnormally (a panic in a blocking task: a bug).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<String> for SinkError {
+    fn from(message: String) -> SinkError {
+        SinkError::Internal(message)
+    }
 }
 
 impl SinkError {

@@ -212,9 +212,11 @@ impl Pacing {
             .max_posts_per_second
             .filter(|rate| rate.is_finite() && *rate > 0.0)
             .map(|rate| Duration::from_secs_f64((1.0 / rate).min(3600.0)));
+        // A zero backoff would retry a down endpoint in a busy loop.
+        let initial_backoff = options.initial_backoff.max(Duration::from_millis(1));
         Pacing {
-            initial_backoff: options.initial_backoff,
-            max_backoff: options.max_backoff.max(options.initial_backoff),
+            initial_backoff,
+            max_backoff: options.max_backoff.max(initial_backoff),
             max_retry_after: options.max_retry_after,
             min_interval,
             n_failures: 0,
@@ -251,7 +253,7 @@ impl Pacing {
 
 /// Posts the rows of one entry from its first row not yet done. Returns `Stop` on shutdown.
 async fn deliver_entry(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     client: &reqwest::Client,
     options: &DeliveryOptions,
     endpoint: &str,
@@ -259,10 +261,11 @@ async fn deliver_entry(
     pacing: &mut Pacing,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Flow {
-    let entry = match inner.read_entry(name) {
+    let entry = match blocking(inner, name, |inner, name| inner.read_entry(name)).await {
         Ok(entry) => entry,
         Err(reason) => {
-            if let Err(error) = inner.quarantine(name, &reason) {
+            let quarantined = blocking(inner, name, move |inner, name| inner.quarantine(name, &reason)).await;
+            if let Err(error) = quarantined {
                 tracing::error!(entry = name, error = %error, "outbox: moving an unreadable entry failed");
                 return wait_or_stop(options.max_backoff, shutdown).await;
             }
@@ -314,7 +317,6 @@ async fn deliver_entry(
                 }
                 Outcome::Refused { status, reason, body } => {
                     pacing.succeeded();
-                    inner.failed.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(
                         endpoint,
                         filter = %entry.filter,
@@ -339,29 +341,59 @@ async fn deliver_entry(
                         "row": entry.rows[row_idx],
                     });
                     let path = inner.failed_directory.join(format!("{name}_{row_idx}.json"));
-                    if let Err(error) = write_atomically(&path, record.to_string().as_bytes()) {
-                        // Not recorded: keep the alert pending rather than lose it.
+                    let written = blocking(inner, name, move |_, _| {
+                        write_atomically(&path, record.to_string().as_bytes())
+                    })
+                    .await;
+                    if let Err(error) = written {
+                        // Not recorded: keep the alert pending (posted again later) rather than lose it.
                         tracing::error!(error = %error, "webhook: writing a failed alert failed, will retry");
                         if wait_or_stop(options.max_backoff, shutdown).await == Flow::Stop {
                             return Flow::Stop;
                         }
                         continue;
                     }
+                    inner.failed.fetch_add(1, Ordering::Relaxed);
                     break;
                 }
             }
         }
-        if let Err(error) = inner.record_progress(name, &entry.generation, row_idx + 1) {
+        let generation = entry.generation.clone();
+        let recorded = blocking(inner, name, move |inner, name| {
+            inner.record_progress(name, &generation, row_idx + 1)
+        })
+        .await;
+        if let Err(error) = recorded {
             // The alert may be posted again after a restart (at-least-once).
             tracing::warn!(entry = name, error = %error, "outbox: recording progress failed");
         }
     }
-    if let Err(error) = inner.complete(name, &entry.generation) {
+    let generation = entry.generation.clone();
+    let completed = blocking(inner, name, move |inner, name| inner.complete(name, &generation)).await;
+    if let Err(error) = completed {
         tracing::error!(entry = name, error = %error, "outbox: removing a delivered entry failed");
         return wait_or_stop(options.max_backoff, shutdown).await;
     }
     tracing::debug!(endpoint, filter = %entry.filter, position = %entry.position, n_rows = entry.rows.len(), "webhook entry delivered");
     Flow::Continue
+}
+
+/// Runs file work of the outbox on tokio's blocking threads, off the async workers.
+async fn blocking<T, E>(
+    inner: &Arc<Inner>,
+    name: &str,
+    work: impl FnOnce(&Inner, &str) -> Result<T, E> + Send + 'static,
+) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: Send + 'static + From<String>,
+{
+    let inner = inner.clone();
+    let name = name.to_string();
+    match tokio::task::spawn_blocking(move || work(&inner, &name)).await {
+        Ok(result) => result,
+        Err(error) => Err(E::from(format!("outbox file work ended abnormally: {error}"))),
+    }
 }
 
 async fn wait_or_stop(wait: Duration, shutdown: &mut watch::Receiver<bool>) -> Flow {

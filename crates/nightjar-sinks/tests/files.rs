@@ -196,7 +196,7 @@ fn unsafe_names_are_refused_before_anything_is_written() {
     let directory = tempfile::tempdir().expect("temporary directory");
     let sink = FileSink::new(directory.path(), FileFormat::Jsonl).expect("sink");
     let rows = alert_rows();
-    for bad_position in ["../escape", "a/b", "", ".hidden", "p o", "p\u{e9}", &"x".repeat(151)] {
+    for bad_position in ["../escape", "a/b", "", ".hidden", "p o", "p\u{e9}", &"x".repeat(129)] {
         let error = sink.write(&delivery(bad_position, &rows)).expect_err("bad position");
         assert!(
             matches!(error, SinkError::InvalidDelivery { field: "position", .. }),

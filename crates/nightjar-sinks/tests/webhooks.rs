@@ -589,7 +589,7 @@ async fn bad_inputs_give_clear_errors() {
         .expect_err("bad position");
     assert_eq!(
         error.to_string(),
-        "invalid delivery position \"p/../../etc\": expected 1 to 150 letters, digits, '_', '.' or '-', not starting with '.'"
+        "invalid delivery position \"p/../../etc\": expected 1 to 128 letters, digits, '_', '.' or '-', not starting with '.'"
     );
     assert_eq!(outbox.pending(), 0, "nothing queued");
     assert_eq!(count_files(&directory.path().join("pending")), 0);
@@ -635,4 +635,34 @@ async fn a_second_delivery_task_does_not_start() {
     assert_eq!(second_stats.delivered, 2, "the second task returned the stats at once");
     stop(stop_sender, first_task).await;
     assert_eq!(endpoint.accepted(), expected_bodies(&rows), "posted once, by one task");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_longest_names_accepted_fit_in_every_outbox_file_name() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let (endpoint, webhook) = start_endpoint(Behaviour::default()).await;
+    let outbox = Outbox::open(directory.path()).expect("open");
+    let filter = "f".repeat(nightjar_sinks::MAX_FILTER_LEN);
+    let survey = "s".repeat(nightjar_sinks::MAX_SURVEY_LEN);
+    let position = "p".repeat(nightjar_sinks::MAX_POSITION_LEN);
+    let rows = vec![json!({"objectId": "a"}), json!({"objectId": "b", "reject": true})];
+    let longest = Delivery {
+        filter: &filter,
+        survey: &survey,
+        night: "20240612",
+        position: &position,
+        rows: &rows,
+    };
+    outbox.enqueue(&webhook, &longest).expect("enqueue");
+    let (stop_sender, shutdown) = watch::channel(false);
+    let task = outbox.spawn_delivery(fast_options(), shutdown);
+    wait_until("every alert is handled", || outbox.pending() == 0).await;
+    let stats = stop(stop_sender, task).await;
+    assert_eq!(stats.delivered, 1);
+    assert_eq!(stats.failed, 1, "the failed/ record was written");
+    assert_eq!(endpoint.accepted().len(), 1);
+    assert_eq!(count_files(&directory.path().join("failed")), 1);
+    let files = nightjar_sinks::FileSink::new(directory.path().join("files"), nightjar_sinks::FileFormat::Parquet)
+        .expect("file sink");
+    assert!(files.write(&longest).expect("write").is_some());
 }
