@@ -154,7 +154,8 @@ impl Outbox {
     /// Opens (or creates) the outbox in `directory`. Entries left pending by an earlier run
     /// (a crash or a restart) are loaded and will be delivered by [`Outbox::spawn_delivery`],
     /// from the first row not yet accepted. An entry that cannot be read back is moved to
-    /// `failed/` and logged. Only one `Outbox` may hold a directory at a time.
+    /// `failed/` and logged. Only one `Outbox` may hold a directory at a time: the lock is
+    /// released when every clone and the delivery task are gone.
     pub fn open(directory: impl Into<PathBuf>) -> Result<Outbox, SinkError> {
         let directory = directory.into();
         let pending_directory = directory.join("pending");
@@ -215,6 +216,9 @@ impl Outbox {
     /// its input. Never waits for an endpoint. The entry is named after (webhook URL, filter,
     /// survey, position): a replay of the same input range overwrites it (identical rows keep
     /// its progress, and are skipped if it was delivered in the last 7 days). No rows: nothing.
+    ///
+    /// This is blocking file I/O (a write and two fsyncs, a few milliseconds): from async code,
+    /// call it where blocking is allowed (`spawn_blocking`) if that matters.
     pub fn enqueue(&self, webhook: &WebhookConfig, delivery: &Delivery) -> Result<(), SinkError> {
         webhook.validate()?;
         delivery.validate()?;

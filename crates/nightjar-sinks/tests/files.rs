@@ -149,12 +149,12 @@ fn parquet_reads_back_equal_to_the_rows() {
 }
 
 #[test]
-fn parquet_fills_missing_keys_with_null_and_reconciles_numbers() {
+fn parquet_fills_missing_keys_with_null_and_reconciles_types() {
     let directory = tempfile::tempdir().expect("temporary directory");
     let sink = FileSink::new(directory.path(), FileFormat::Parquet).expect("sink");
     let rows = vec![
-        json!({"object_id": "a", "flux": 1, "extra": {}}),
-        json!({"object_id": "b", "flux": 2.5, "band": "g"}),
+        json!({"object_id": "a", "flux": 1, "extra": {}, "label": "x"}),
+        json!({"object_id": "b", "flux": 2.5, "band": "g", "label": 3}),
     ];
     let path = sink
         .write(&delivery("files_b1", &rows))
@@ -164,8 +164,8 @@ fn parquet_fills_missing_keys_with_null_and_reconciles_numbers() {
     assert_eq!(
         read_back,
         vec![
-            json!({"object_id": "a", "flux": 1.0, "extra": null, "band": null}),
-            json!({"object_id": "b", "flux": 2.5, "extra": null, "band": "g"}),
+            json!({"object_id": "a", "flux": 1.0, "extra": null, "band": null, "label": "x"}),
+            json!({"object_id": "b", "flux": 2.5, "extra": null, "band": "g", "label": "3"}),
         ]
     );
 }
