@@ -78,6 +78,33 @@ impl Delivery<'_> {
     }
 }
 
+/// The `position` of a Kafka partition's offset range, `{topic}_p{partition}_o{first}-{last}`
+/// (Kafka topic names only hold characters a position accepts). A topic too long to fit in
+/// [`MAX_POSITION_LEN`] is cut and a hash of the whole name appended, so the name stays unique.
+pub fn kafka_position(topic: &str, partition: i32, first_offset: i64, last_offset: i64) -> String {
+    let suffix = format!("_p{partition}_o{first_offset}-{last_offset}");
+    let safe_topic: String = topic
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let safe_topic = safe_topic.trim_start_matches('.');
+    let position = format!("{safe_topic}{suffix}");
+    if position.len() <= MAX_POSITION_LEN && !safe_topic.is_empty() && safe_topic == topic {
+        return position;
+    }
+    // Cut, or changed to be safe: a hash of the real name keeps distinct topics apart.
+    let hash = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(topic.as_bytes()));
+    let room = MAX_POSITION_LEN.saturating_sub(suffix.len() + hash.len() + 1);
+    let kept: String = safe_topic.chars().take(room).collect();
+    format!("{kept}_{hash}{suffix}")
+}
+
 fn check(field: &'static str, value: &str, ok: impl Fn(&str) -> bool, expected: &'static str) -> Result<(), SinkError> {
     if ok(value) {
         Ok(())
@@ -98,5 +125,43 @@ pub(crate) fn json_kind(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_position(topic: &str, expected: &str) {
+        let position = kafka_position(topic, 3, 1200, 1299);
+        assert_eq!(position, expected);
+        let rows = [];
+        let delivery = Delivery {
+            filter: "f",
+            survey: "ztf",
+            night: "20240612",
+            position: &position,
+            rows: &rows,
+        };
+        delivery.validate().expect("a valid position");
+    }
+
+    #[test]
+    fn kafka_positions() {
+        check_position("ztf_20240612_programid1", "ztf_20240612_programid1_p3_o1200-1299");
+        let long = "t".repeat(249);
+        let position = kafka_position(&long, 3, 1200, 1299);
+        assert_eq!(position.len(), MAX_POSITION_LEN);
+        assert!(position.ends_with("_p3_o1200-1299"));
+        assert_ne!(
+            position,
+            kafka_position(&"t".repeat(248), 3, 1200, 1299),
+            "distinct topics stay apart"
+        );
+        check_position(&long, &position);
+        let odd = kafka_position(".hidden/topic", 0, 0, 9);
+        assert!(odd.starts_with("hidden_topic_"), "{odd}");
+        check_position(".hidden/topic", &kafka_position(".hidden/topic", 3, 1200, 1299));
+        check_position("", &kafka_position("", 3, 1200, 1299));
     }
 }

@@ -61,7 +61,7 @@ mod outbox;
 mod slack;
 mod webhook;
 
-pub use delivery::{Delivery, MAX_FILTER_LEN, MAX_POSITION_LEN, MAX_SURVEY_LEN};
+pub use delivery::{Delivery, MAX_FILTER_LEN, MAX_POSITION_LEN, MAX_SURVEY_LEN, kafka_position};
 pub use error::SinkError;
 pub use file::{FileFormat, FileSink};
 pub use outbox::{DONE_MARKER_RETENTION, Outbox, WebhookConfig};

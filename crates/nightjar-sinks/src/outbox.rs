@@ -312,6 +312,10 @@ impl Outbox {
     /// true (or its sender is dropped), promptly: a post in flight is abandoned and its alert
     /// stays pending (at-least-once). The task returns the final [`DeliveryStats`]. Only one
     /// delivery task runs per outbox: a second one, while the first runs, returns at once.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (as `tokio::spawn`).
     pub fn spawn_delivery(
         &self,
         options: DeliveryOptions,

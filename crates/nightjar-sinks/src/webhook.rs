@@ -103,6 +103,8 @@ pub(crate) async fn run_delivery(
         .connect_timeout(options.connect_timeout)
         .timeout(options.request_timeout)
         .user_agent(concat!("nightjar/", env!("CARGO_PKG_VERSION")))
+        // A redirected POST may turn into a GET elsewhere: a 3xx is a refusal (fix the URL).
+        .redirect(reqwest::redirect::Policy::none())
         .build()
     {
         Ok(client) => client,
@@ -529,9 +531,44 @@ mod tests {
             );
         }
         assert_eq!(pacing.failed(Some(Duration::from_secs(3))), Duration::from_secs(3));
+        assert_eq!(pacing.failed(Some(Duration::ZERO)), Duration::ZERO);
         assert_eq!(pacing.failed(Some(Duration::from_secs(99))), Duration::from_secs(10));
         pacing.succeeded();
         assert!(pacing.failed(None) <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn posts_are_spaced_by_the_rate_limit() {
+        let limited = DeliveryOptions {
+            max_posts_per_second: Some(2.0),
+            ..DeliveryOptions::default()
+        };
+        let mut pacing = Pacing::new(&limited);
+        let before = Instant::now();
+        pacing.posted();
+        assert!(pacing.next_post_at >= before + Duration::from_millis(500));
+
+        for unlimited in [None, Some(0.0), Some(-1.0), Some(f64::NAN)] {
+            let options = DeliveryOptions {
+                max_posts_per_second: unlimited,
+                ..DeliveryOptions::default()
+            };
+            let mut pacing = Pacing::new(&options);
+            let next_post_at = pacing.next_post_at;
+            pacing.posted();
+            assert_eq!(pacing.next_post_at, next_post_at, "{unlimited:?}: no limit");
+        }
+    }
+
+    #[test]
+    fn a_zero_backoff_is_raised_to_a_millisecond() {
+        let options = DeliveryOptions {
+            initial_backoff: Duration::ZERO,
+            max_backoff: Duration::ZERO,
+            ..DeliveryOptions::default()
+        };
+        let wait = Pacing::new(&options).failed(None);
+        assert!(wait >= Duration::from_micros(500), "{wait:?}");
     }
 
     #[test]

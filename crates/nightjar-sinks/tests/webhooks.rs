@@ -92,6 +92,10 @@ async fn hook(State(endpoint): State<Arc<Endpoint>>, headers: HeaderMap, body: B
 fn serve(listener: tokio::net::TcpListener, endpoint: Arc<Endpoint>) {
     let router = axum::Router::new()
         .route("/hook", axum::routing::post(hook))
+        .route(
+            "/moved",
+            axum::routing::post(|| async { (StatusCode::PERMANENT_REDIRECT, [("location", "/hook")]) }),
+        )
         .with_state(endpoint);
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
@@ -668,4 +672,30 @@ async fn the_longest_names_accepted_fit_in_every_outbox_file_name() {
     let files = nightjar_sinks::FileSink::new(directory.path().join("files"), nightjar_sinks::FileFormat::Parquet)
         .expect("file sink");
     assert!(files.write(&longest).expect("write").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_not_followed_and_the_alert_is_moved_to_failed() {
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let (endpoint, webhook) = start_endpoint(Behaviour::default()).await;
+    let moved = WebhookConfig::new(webhook.url.replace("/hook", "/moved"), false);
+    let outbox = Outbox::open(directory.path()).expect("open");
+    let rows = rows(1, "ZTF24q");
+    outbox
+        .enqueue(&moved, &delivery("ztf_p0_o0-99", &rows))
+        .expect("enqueue");
+    let (stop_sender, shutdown) = watch::channel(false);
+    let task = outbox.spawn_delivery(fast_options(), shutdown);
+    wait_until("the alert is handled", || outbox.pending() == 0).await;
+    let stats = stop(stop_sender, task).await;
+    assert_eq!(stats.failed, 1);
+    assert_eq!(endpoint.n_requests(), 0, "the redirect target got nothing");
+    let failed = std::fs::read_dir(directory.path().join("failed"))
+        .expect("failed directory")
+        .next()
+        .expect("a failed record")
+        .expect("entry")
+        .path();
+    let record: Value = serde_json::from_slice(&std::fs::read(failed).expect("read")).expect("json");
+    assert_eq!(record["status"], json!(308));
 }
