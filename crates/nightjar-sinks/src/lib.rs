@@ -65,4 +65,4 @@ pub use delivery::{Delivery, MAX_FILTER_LEN, MAX_POSITION_LEN, MAX_SURVEY_LEN, k
 pub use error::SinkError;
 pub use file::{FileFormat, FileSink};
 pub use outbox::{DONE_MARKER_RETENTION, Outbox, WebhookConfig};
-pub use webhook::{DeliveryOptions, DeliveryStats, MAX_FAILED_BODY_BYTES};
+pub use webhook::{DeliveryOptions, DeliveryStats, MAX_FAILED_BODY_BYTES, MIN_RETRY_AFTER};

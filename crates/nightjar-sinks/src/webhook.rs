@@ -16,6 +16,10 @@ use crate::atomic::write_atomically;
 use crate::outbox::{DONE_MARKER_RETENTION, Entry, Inner, endpoint_label, unix_ms};
 use crate::slack::slack_text;
 
+/// The shortest wait a `Retry-After` gets: a server answering 429 with `Retry-After: 0` is not
+/// hammered.
+pub const MIN_RETRY_AFTER: Duration = Duration::from_millis(100);
+
 /// How much of a refusing endpoint's answer is kept in `failed/`.
 pub const MAX_FAILED_BODY_BYTES: usize = 4096;
 
@@ -236,12 +240,13 @@ impl Pacing {
         self.n_failures = 0;
     }
 
-    /// The wait before the next try after a failure: the server's `Retry-After` (capped), or
+    /// The wait before the next try after a failure: the server's `Retry-After` (between
+    /// [`MIN_RETRY_AFTER`] and `max_retry_after`), or
     /// exponential backoff with jitter (between half and all of the doubled delay).
     fn failed(&mut self, retry_after: Option<Duration>) -> Duration {
         self.n_failures = self.n_failures.saturating_add(1);
         if let Some(retry_after) = retry_after {
-            return retry_after.min(self.max_retry_after);
+            return retry_after.min(self.max_retry_after).max(MIN_RETRY_AFTER);
         }
         let doublings = self.n_failures.saturating_sub(1).min(30);
         let backoff = self
@@ -531,7 +536,7 @@ mod tests {
             );
         }
         assert_eq!(pacing.failed(Some(Duration::from_secs(3))), Duration::from_secs(3));
-        assert_eq!(pacing.failed(Some(Duration::ZERO)), Duration::ZERO);
+        assert_eq!(pacing.failed(Some(Duration::ZERO)), MIN_RETRY_AFTER);
         assert_eq!(pacing.failed(Some(Duration::from_secs(99))), Duration::from_secs(10));
         pacing.succeeded();
         assert!(pacing.failed(None) <= Duration::from_millis(100));
