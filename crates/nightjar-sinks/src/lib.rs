@@ -15,9 +15,16 @@
 //!   [`Outbox::spawn_delivery`] posts each alert as JSON (`filter` and `survey` added; in Slack
 //!   mode a `{"text": ...}` line), one worker per endpoint: 2xx is done; 408, 429, 5xx and
 //!   connection errors are retried with exponential backoff and jitter (or `Retry-After`);
-//!   any other status moves the alert to `failed/` with the status and the answer. Progress
-//!   inside an entry is kept on disk, so a restart resumes after the last accepted alert;
-//!   a post in flight at a crash or shutdown is sent again (at-least-once).
+//!   any other status (3xx included: redirects are not followed) moves the alert to
+//!   `failed/` with the status and the answer. Progress inside an entry is kept on disk, so a
+//!   restart resumes after the last accepted alert; a post in flight at a crash or shutdown is
+//!   sent again (at-least-once). A replay of a delivery whose rows are identical keeps the
+//!   pending entry's progress, and posts nothing if it was delivered in the last 7 days.
+//!
+//! Names: [`Delivery::validate`] checks every name before anything is written (the filter,
+//! `[a-z0-9_]`, at most 48 bytes; the survey, at most 16; the night, `YYYYMMDD`; the position,
+//! `[A-Za-z0-9_.-]`, at most 128, not starting with `.`), so every file name stays under 255
+//! bytes and inside its directory. [`kafka_position`] names a partition's offset range.
 //!
 //! Counters for metrics: [`Outbox::stats`] ([`DeliveryStats`]); this crate has no metrics
 //! dependency.
@@ -35,7 +42,7 @@
 //!     filter: "bright_risers",
 //!     survey: "ztf",
 //!     night: "20240612",
-//!     position: "ztf_20240612_p3_o1200-1299",
+//!     position: &nightjar_sinks::kafka_position("ztf_20240612_programid1", 3, 1200, 1299),
 //!     rows: &rows,
 //! };
 //! let files = FileSink::new("/var/lib/nightjar/sinks", "parquet".parse()?)?;

@@ -1,22 +1,4 @@
-//! [`Outbox`]: the durable queue of webhook posts. `enqueue` writes a delivery's alerts to disk
-//! (fsync) before it returns; the task started by [`Outbox::spawn_delivery`] posts them.
-//!
-//! Layout of the outbox directory:
-//!
-//! ```text
-//! lock                                  held while an Outbox is open
-//! pending/{name}.json                   an entry: webhook, delivery names, the rows
-//! pending/{name}.progress               rows accepted so far (for the entry's generation)
-//! failed/{name}_{row_idx}.json          an alert the endpoint refused (4xx), with the answer
-//! failed/corrupt_{name}.json            an entry that could not be read back
-//! done/{name}                           the generation of a delivered entry, kept 7 days
-//! ```
-//!
-//! `{name}` is `{url hash}_{filter}_{survey}_{position}`: a replay of the same input range for
-//! the same webhook overwrites its entry. An entry's generation is a hash of the webhook and
-//! the rows: replaying identical rows keeps the progress of a pending entry and is skipped
-//! for an entry delivered in the last 7 days, so a replay does not post again what an
-//! endpoint already accepted; rows that differ replace the entry and are posted in full.
+//! [`Outbox`]: the durable queue of webhook posts, its files and its in-memory index.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -144,7 +126,26 @@ pub(crate) struct Inner {
     _lock: File,
 }
 
-/// The durable outbox of webhook posts. Cheap to clone (clones share the same queue).
+/// The durable outbox of webhook posts. [`Outbox::enqueue`] writes a delivery's alerts to disk
+/// (fsync) before it returns; the task started by [`Outbox::spawn_delivery`] posts them.
+/// Cheap to clone (clones share the same queue).
+///
+/// Layout of the outbox directory:
+///
+/// ```text
+/// lock                                  held while an Outbox is open
+/// pending/{name}.json                   an entry: webhook, delivery names, the rows
+/// pending/{name}.progress               rows accepted so far (for the entry's generation)
+/// failed/{name}_{row_idx}.json          an alert the endpoint refused (3xx, 4xx), with the answer
+/// failed/corrupt_{name}.json            an entry that could not be read back
+/// done/{name}                           the generation of a delivered entry, kept 7 days
+/// ```
+///
+/// `{name}` is `{url hash}_{filter}_{survey}_{position}`: a replay of the same input range for
+/// the same webhook overwrites its entry. An entry's generation is a hash of the webhook and
+/// the rows: replaying identical rows keeps the progress of a pending entry and is skipped
+/// for an entry delivered in the last 7 days, so a replay does not post again what an
+/// endpoint already accepted; rows that differ replace the entry and are posted in full.
 #[derive(Debug, Clone)]
 pub struct Outbox {
     pub(crate) inner: Arc<Inner>,
