@@ -104,6 +104,9 @@ pub struct AppState {
     pub config: ApiConfig,
     /// This router's request metrics (`/metrics`).
     pub metrics: Arc<metrics::Metrics>,
+    /// The ingestion metrics of the worker this server runs in (`nightjar run --serve`),
+    /// served at `/metrics` after the request metrics.
+    pub pipeline: Option<Arc<nightjar_metrics::PipelineMetrics>>,
 }
 
 impl fmt::Debug for AppState {
@@ -145,10 +148,21 @@ pub struct ApiDoc;
 
 /// The routes over a store.
 pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> Router {
+    router_in_worker(store, config, None)
+}
+
+/// [`router`] for a server running inside an ingesting worker: `/metrics` also serves the
+/// worker's ingestion metrics.
+pub fn router_in_worker(
+    store: Arc<dyn Store>,
+    config: ApiConfig,
+    pipeline: Option<Arc<nightjar_metrics::PipelineMetrics>>,
+) -> Router {
     let state = Arc::new(AppState {
         store,
         config,
         metrics: Arc::default(),
+        pipeline,
     });
     let data_routes = Router::new()
         .route("/api/v1/objects", get(fink::objects).post(fink::objects))
@@ -181,6 +195,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+/// A router with only `/metrics`, serving a worker's ingestion metrics
+/// (`nightjar run --metrics-listen`).
+pub fn metrics_router(pipeline: Arc<nightjar_metrics::PipelineMetrics>) -> Router {
+    Router::new().route("/metrics", get(metrics::pipeline_metrics).with_state(pipeline))
 }
 
 /// Refuses a request without the configured bearer token.

@@ -111,8 +111,23 @@ pub async fn record(State(state): State<Arc<AppState>>, request: Request, next: 
 #[utoipa::path(get, path = "/metrics", tag = "service",
     responses((status = 200, description = "the metrics, OpenMetrics text (application/openmetrics-text)")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let text = state
-        .metrics
+    let encoding_error = |error: std::fmt::Error| ApiError::Internal(format!("encoding the metrics: {error}"));
+    let mut text = state.metrics.encode().map_err(encoding_error)?;
+    if let Some(pipeline) = &state.pipeline {
+        // One exposition: the request metrics without their end marker, then the worker's.
+        if let Some(body) = text.strip_suffix("# EOF\n") {
+            text.truncate(body.len());
+        }
+        text.push_str(&pipeline.encode().map_err(encoding_error)?);
+    }
+    Ok(([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response())
+}
+
+/// The ingestion metrics of a worker (`nightjar run --metrics-listen`).
+pub async fn pipeline_metrics(
+    State(pipeline): State<Arc<nightjar_metrics::PipelineMetrics>>,
+) -> Result<Response, ApiError> {
+    let text = pipeline
         .encode()
         .map_err(|error| ApiError::Internal(format!("encoding the metrics: {error}")))?;
     Ok(([(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)], text).into_response())

@@ -11,8 +11,12 @@ use crate::compile::FilterLimits;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FiltersConfig {
-    /// Directory of filter files (`*.toml`, one filter each); none: no filters run.
+    /// Directory of filter files (`*.toml`, one filter each); none: no filters run. A running
+    /// worker reloads it when a file changes, and on SIGHUP.
     pub directory: Option<PathBuf>,
+    /// Directory of the webhook outbox (posts waiting for delivery); default: `outbox` in the
+    /// store's data directory. One per worker.
+    pub outbox: Option<PathBuf>,
     /// Time one filter may take on one micro-batch, milliseconds.
     pub time_budget_ms: u64,
     /// A filter over its time budget on this many batches in a row is disabled.
@@ -31,6 +35,7 @@ impl Default for FiltersConfig {
         let limits = FilterLimits::default();
         FiltersConfig {
             directory: None,
+            outbox: None,
             time_budget_ms: limits.time_budget.as_millis() as u64,
             max_overruns: limits.max_overruns,
             max_output_bytes: limits.max_output_bytes,

@@ -12,7 +12,10 @@ use nightjar_decode::Decoder;
 use nightjar_filter::{Payload, SinkConfig};
 use nightjar_metrics::PipelineMetrics;
 use nightjar_modules::ModuleRunner;
-use nightjar_pipeline::{FilterPass, FilterStage, IngestSummary, decode_batch, record_decoded, record_module_metrics};
+use nightjar_pipeline::{
+    FilterPass, FilterSinks, FilterStage, IngestSummary, OutboxError, decode_batch, record_decoded,
+    record_module_metrics,
+};
 use nightjar_registry::SchemaRegistry;
 use nightjar_store::{DeadLetter, Store, StoreError};
 use thiserror::Error;
@@ -95,6 +98,8 @@ pub enum StreamError {
     Kafka(#[from] KafkaError),
     #[error("storing batch {batch}: {error}")]
     Store { batch: u64, error: StoreError },
+    #[error("batch {batch}: {error}")]
+    Outbox { batch: u64, error: OutboxError },
 }
 
 /// Time spent per stage, summed over batches.
@@ -154,6 +159,8 @@ pub struct StreamParts<'a> {
     /// The filters, run after the modules; what each passes goes to its Kafka topics (through
     /// `sink`) and its other sinks (through `on_filtered`).
     pub filters: &'a mut FilterStage,
+    /// The filters' webhook and file sinks.
+    pub sinks: &'a mut FilterSinks,
     /// Where each batch is counted.
     pub metrics: Arc<PipelineMetrics>,
 }
@@ -209,7 +216,10 @@ fn filter_records(
                         None => continue,
                     },
                     Payload::Lite | Payload::Ids => FilterRecord::Json {
-                        value: rows.get(row).map(|row| row.to_string().into_bytes()).unwrap_or_default(),
+                        value: rows
+                            .get(row)
+                            .map(|row| row.to_string().into_bytes())
+                            .unwrap_or_default(),
                         object_id: alert.object_id.clone(),
                         source_id: alert.detection.source_id,
                         survey: alert.survey,
@@ -239,6 +249,7 @@ pub async fn run_stream(
         sink,
         modules,
         filters,
+        sinks: filter_sinks,
         metrics,
     } = parts;
     let mut enricher = OutputEnricher::new(
@@ -313,8 +324,30 @@ pub async fn run_stream(
         let mut outputs: Vec<OutputRecord> = Vec::new();
         // The alert of each output record, by index into `alerts`.
         let mut output_alerts: Vec<usize> = Vec::new();
+        // The input partition of each alert, and each partition's offset range in the batch.
+        let mut alert_partitions: Vec<usize> = Vec::new();
+        let mut partitions: Vec<(String, i32, i64, i64)> = Vec::new();
         for (message, timestamp_ms) in messages.into_iter().zip(timestamps) {
             let origin = message.origin.clone();
+            let partition_index = match &origin {
+                nightjar_core::Origin::Kafka {
+                    topic,
+                    partition,
+                    offset,
+                } => match partitions.iter().position(|(t, p, _, _)| t == topic && p == partition) {
+                    Some(index) => {
+                        let range = &mut partitions[index];
+                        range.2 = range.2.min(*offset);
+                        range.3 = range.3.max(*offset);
+                        index
+                    }
+                    None => {
+                        partitions.push((topic.clone(), *partition, *offset, *offset));
+                        partitions.len() - 1
+                    }
+                },
+                _ => 0,
+            };
             let raw = match sink {
                 Some(_) => RawRecords::split(decoder, &message.bytes, &origin).ok(),
                 None => None,
@@ -333,6 +366,7 @@ pub async fn run_stream(
                     }
                 }
             }
+            alert_partitions.extend(std::iter::repeat_n(partition_index, decoded.len()));
             alerts.extend(decoded);
             dead_letters.extend(letters);
         }
@@ -386,11 +420,39 @@ pub async fn run_stream(
         let written = store.write_batch(&alerts).await.map_err(store_error)?;
         summary.stages.store += stage.elapsed();
         metrics.stage("store", stage.elapsed());
-        metrics.stored(written.n_alerts - written.n_duplicate_alerts, written.n_duplicate_alerts);
+        metrics.stored(
+            written.n_alerts - written.n_duplicate_alerts,
+            written.n_duplicate_alerts,
+        );
         for letter in &dead_letters {
             metrics.dead_letter(&letter.reason);
         }
         crash_if(options, CrashPoint::AfterStore, batch_index);
+
+        // The filters' webhook posts (into the outbox) and files.
+        let stage = Instant::now();
+        let position = |alert_index: usize| {
+            alert_partitions
+                .get(alert_index)
+                .and_then(|&index| partitions.get(index))
+                .map_or_else(
+                    || format!("batch{batch_index}"),
+                    |(topic, partition, first, last)| nightjar_sinks::kafka_position(topic, *partition, *first, *last),
+                )
+        };
+        for pass in &passes {
+            if pass.sinks.iter().all(|sink| matches!(sink, SinkConfig::Kafka { .. })) {
+                continue;
+            }
+            let rows = pass.rows(&alerts);
+            filter_sinks
+                .deliver(pass, &rows, &alerts, &position)
+                .map_err(|error| StreamError::Outbox {
+                    batch: batch_index,
+                    error,
+                })?;
+        }
+        summary.stages.sink += stage.elapsed();
 
         // Publish and wait for every delivery report.
         let stage = Instant::now();

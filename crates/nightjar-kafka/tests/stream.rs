@@ -15,6 +15,7 @@ use nightjar_kafka::{
     AlertSink, KafkaSinkConfig, KafkaSource, KafkaSourceConfig, RawRecords, SOURCE_ID_HEADER, StreamOptions,
     StreamParts, TopicSpec, ensure_topics, partition_for, run_stream,
 };
+use nightjar_pipeline::{FilterSinks, FilterStage};
 use nightjar_store::Store;
 use nightjar_store_sqlite::SqliteStore;
 
@@ -163,6 +164,12 @@ async fn real_alerts_go_through_the_broker_once_each_and_come_out_unchanged() {
                 store: store.clone(),
                 sink: Some(&sink),
                 modules: &mut nightjar_modules::ModuleRunner::new(Vec::new()).expect("no modules"),
+                filters: &mut FilterStage::without_filters(
+                    &nightjar_modules::ModuleRunner::new(Vec::new()).expect("no modules"),
+                )
+                .expect("no filters"),
+                sinks: &mut FilterSinks::new(None, Arc::default()),
+                metrics: Arc::default(),
             },
             &StreamOptions {
                 keep_cutouts: true,
@@ -486,6 +493,12 @@ async fn published_alerts_carry_every_module_output_that_is_stored() {
             store: store.clone(),
             sink: Some(&sink),
             modules: &mut modules,
+            filters: &mut FilterStage::without_filters(
+                &nightjar_modules::ModuleRunner::new(Vec::new()).expect("no modules"),
+            )
+            .expect("no filters"),
+            sinks: &mut FilterSinks::new(None, Arc::default()),
+            metrics: Arc::default(),
         },
         &StreamOptions {
             keep_cutouts: false,

@@ -159,9 +159,17 @@ impl PipelineMetrics {
         }
         let histograms = || HistogramFamily::new_with_constructor(stage_histogram as fn() -> Histogram);
         PipelineMetrics {
-            messages: series!("nightjar_messages_read", "messages (files, Kafka records) read", Counter::default()),
+            messages: series!(
+                "nightjar_messages_read",
+                "messages (files, Kafka records) read",
+                Counter::default()
+            ),
             input_bytes: series!("nightjar_input_bytes", "bytes of the messages read", Counter::default()),
-            alerts: series!("nightjar_alerts_decoded", "alerts decoded, by survey", Family::default()),
+            alerts: series!(
+                "nightjar_alerts_decoded",
+                "alerts decoded, by survey",
+                Family::default()
+            ),
             dead_letters: series!(
                 "nightjar_dead_letters",
                 "undecodable messages kept as dead letters, by reason",
@@ -240,13 +248,21 @@ impl PipelineMetrics {
                 Family::default()
             ),
             filter_seen: series!("nightjar_filter_alerts_seen", "alerts a filter saw", Family::default()),
-            filter_passed: series!("nightjar_filter_alerts_passed", "alerts a filter passed", Family::default()),
+            filter_passed: series!(
+                "nightjar_filter_alerts_passed",
+                "alerts a filter passed",
+                Family::default()
+            ),
             filter_seconds: series!(
                 "nightjar_filter_seconds",
                 "time spent evaluating a filter, seconds",
                 Family::default()
             ),
-            filter_errors: series!("nightjar_filter_errors", "batches where a filter failed", Family::default()),
+            filter_errors: series!(
+                "nightjar_filter_errors",
+                "batches where a filter failed",
+                Family::default()
+            ),
             filter_overruns: series!(
                 "nightjar_filter_overruns",
                 "batches where a filter went over its time budget",
@@ -294,12 +310,16 @@ impl PipelineMetrics {
 
     /// Alerts decoded from one survey.
     pub fn alerts_decoded(&self, survey: &str, alerts: u64) {
-        self.alerts.get_or_create(&vec![("survey", survey.to_string())]).inc_by(alerts);
+        self.alerts
+            .get_or_create(&vec![("survey", survey.to_string())])
+            .inc_by(alerts);
     }
 
     /// One dead letter.
     pub fn dead_letter(&self, reason: &str) {
-        self.dead_letters.get_or_create(&vec![("reason", reason.to_string())]).inc();
+        self.dead_letters
+            .get_or_create(&vec![("reason", reason.to_string())])
+            .inc();
     }
 
     /// What the store did with one batch.
@@ -313,7 +333,9 @@ impl PipelineMetrics {
     pub fn stage(&self, stage: &'static str, elapsed: Duration) {
         let labels = vec![("stage", stage.to_string())];
         self.stage_seconds.get_or_create(&labels).inc_by(elapsed.as_secs_f64());
-        self.stage_durations.get_or_create(&labels).observe(elapsed.as_secs_f64());
+        self.stage_durations
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
     }
 
     /// Output records acknowledged, and their bytes.
@@ -429,8 +451,14 @@ mod tests {
         metrics.module_totals("rates", &totals(100, 0.5));
         metrics.module_totals("rates", &totals(250, 1.25));
         let text = metrics.encode().expect("encode");
-        assert_eq!(value(&text, r#"nightjar_module_alerts_total{module="rates"}"#), Some(250.0));
-        assert_eq!(value(&text, r#"nightjar_module_seconds_total{module="rates"}"#), Some(1.25));
+        assert_eq!(
+            value(&text, r#"nightjar_module_alerts_total{module="rates"}"#),
+            Some(250.0)
+        );
+        assert_eq!(
+            value(&text, r#"nightjar_module_seconds_total{module="rates"}"#),
+            Some(1.25)
+        );
 
         // A new version of a filter: its totals restart, the counter keeps growing.
         let filter = |passed| FilterTotals {
@@ -441,8 +469,14 @@ mod tests {
         metrics.filter_totals("fast", "v1", &filter(7));
         metrics.filter_totals("fast", "v2", &filter(2));
         let text = metrics.encode().expect("encode");
-        assert_eq!(value(&text, r#"nightjar_filter_alerts_passed_total{filter="fast"}"#), Some(9.0));
-        assert_eq!(value(&text, r#"nightjar_filter_alerts_seen_total{filter="fast"}"#), Some(20.0));
+        assert_eq!(
+            value(&text, r#"nightjar_filter_alerts_passed_total{filter="fast"}"#),
+            Some(9.0)
+        );
+        assert_eq!(
+            value(&text, r#"nightjar_filter_alerts_seen_total{filter="fast"}"#),
+            Some(20.0)
+        );
     }
 
     #[test]
@@ -456,10 +490,19 @@ mod tests {
         metrics.set_lag(42);
         let text = metrics.encode().expect("encode");
         assert_eq!(value(&text, "nightjar_messages_read_total"), Some(12.0));
-        assert_eq!(value(&text, r#"nightjar_alerts_decoded_total{survey="ztf"}"#), Some(12.0));
-        assert_eq!(value(&text, r#"nightjar_dead_letters_total{reason="corrupt"}"#), Some(1.0));
+        assert_eq!(
+            value(&text, r#"nightjar_alerts_decoded_total{survey="ztf"}"#),
+            Some(12.0)
+        );
+        assert_eq!(
+            value(&text, r#"nightjar_dead_letters_total{reason="corrupt"}"#),
+            Some(1.0)
+        );
         assert_eq!(value(&text, "nightjar_alerts_duplicate_total"), Some(1.0));
-        assert_eq!(value(&text, r#"nightjar_stage_seconds_total{stage="decode"}"#), Some(0.003));
+        assert_eq!(
+            value(&text, r#"nightjar_stage_seconds_total{stage="decode"}"#),
+            Some(0.003)
+        );
         assert_eq!(value(&text, "nightjar_consumer_lag"), Some(42.0));
         assert!(text.ends_with("# EOF\n"), "{text}");
     }

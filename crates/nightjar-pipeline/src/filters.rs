@@ -14,6 +14,8 @@ use nightjar_filter::arrow::json::ArrayWriter;
 use nightjar_filter::{AlertSchema, FilterDefinition, FilterEngine, FilterError, FiltersConfig, Payload, SinkConfig};
 use nightjar_metrics::{FilterTotals, PipelineMetrics};
 use nightjar_modules::{ModuleOutputs, ModuleRunner};
+use nightjar_sinks::{Delivery, FileSink, Outbox, SinkError, WebhookConfig};
+use nightjar_store::Night;
 use thiserror::Error;
 
 /// How often the filter directory is looked at for changes.
@@ -222,6 +224,11 @@ impl FilterStage {
         Ok(stage)
     }
 
+    /// A stage without filters.
+    pub fn without_filters(modules: &ModuleRunner) -> Result<FilterStage, FilterStageError> {
+        FilterStage::load(&FiltersConfig::default(), modules, Arc::default())
+    }
+
     /// A flag that, once set (by a SIGHUP handler), makes the stage reload its directory
     /// before the next batch.
     pub fn reload_flag(&self) -> Arc<AtomicBool> {
@@ -313,7 +320,9 @@ impl FilterStage {
                     }
                 }
                 Ok(_) => {}
-                Err(error) => tracing::warn!(filter = %name, reason = error.reason(), "filter failed on a batch: {error}"),
+                Err(error) => {
+                    tracing::warn!(filter = %name, reason = error.reason(), "filter failed on a batch: {error}")
+                }
             }
         }
         for active in self.engine.filters() {
@@ -332,5 +341,126 @@ impl FilterStage {
             );
         }
         passes
+    }
+}
+
+/// The webhook and file sinks of the filters: each filter's passing alerts of a batch, by
+/// survey and night, written to its files and enqueued in the webhook outbox.
+#[derive(Debug)]
+pub struct FilterSinks {
+    files: std::collections::HashMap<(String, String), FileSink>,
+    outbox: Option<Outbox>,
+    metrics: Arc<PipelineMetrics>,
+}
+
+/// Why a batch's webhook posts could not be put in the outbox (the batch is not committed).
+#[derive(Debug, Error)]
+#[error("filter {filter}: the webhook outbox: {error}")]
+pub struct OutboxError {
+    pub filter: String,
+    pub error: SinkError,
+}
+
+impl FilterSinks {
+    /// Sinks writing webhook posts to `outbox` (none: a filter with a webhook sink is logged
+    /// and its posts are not made).
+    pub fn new(outbox: Option<Outbox>, metrics: Arc<PipelineMetrics>) -> FilterSinks {
+        FilterSinks {
+            files: std::collections::HashMap::new(),
+            outbox,
+            metrics,
+        }
+    }
+
+    /// The outbox, if any.
+    pub fn outbox(&self) -> Option<&Outbox> {
+        self.outbox.as_ref()
+    }
+
+    /// Hands what `pass` passed (`rows`, from [`FilterPass::rows`]) to its webhook and file
+    /// sinks. `position` names the input range each passing alert came from (by its position
+    /// in the batch), replay-stable, so that a replay overwrites instead of duplicating.
+    ///
+    /// A file that cannot be written is logged and counted (`nightjar_sink_records` with
+    /// `outcome="error"`): a user's sink never stops the stream. A webhook post that cannot be
+    /// put in the outbox is an error: the batch must not be committed.
+    pub fn deliver(
+        &mut self,
+        pass: &FilterPass,
+        rows: &[serde_json::Value],
+        alerts: &[Alert],
+        position: &dyn Fn(usize) -> String,
+    ) -> Result<(), OutboxError> {
+        let has_sinks = pass
+            .sinks
+            .iter()
+            .any(|sink| matches!(sink, SinkConfig::Webhook { .. } | SinkConfig::File { .. }));
+        if !has_sinks {
+            return Ok(());
+        }
+        // Rows grouped by survey, night and input range.
+        let mut groups: std::collections::BTreeMap<(&'static str, String, String), Vec<serde_json::Value>> =
+            std::collections::BTreeMap::new();
+        for (row, &index) in rows.iter().zip(&pass.passed) {
+            let Some(alert) = alerts.get(index) else { continue };
+            let night = format!("{:08}", Night::of_mjd(alert.detection.mjd).0);
+            groups
+                .entry((alert.survey.as_str(), night, position(index)))
+                .or_default()
+                .push(row.clone());
+        }
+        for ((survey, night, position), rows) in &groups {
+            let delivery = Delivery {
+                filter: &pass.filter,
+                survey,
+                night,
+                position,
+                rows,
+            };
+            for sink in &pass.sinks {
+                match sink {
+                    SinkConfig::Kafka { .. } => {}
+                    SinkConfig::File { directory, format } => {
+                        let written = self.file_sink(directory, format).and_then(|sink| sink.write(&delivery));
+                        match written {
+                            Ok(_) => self.metrics.sink_records("file", "ok", rows.len() as u64),
+                            Err(error) => {
+                                self.metrics.sink_records("file", "error", rows.len() as u64);
+                                tracing::error!(filter = %pass.filter, directory = %directory, "filter file sink: {error}");
+                            }
+                        }
+                    }
+                    SinkConfig::Webhook { url, slack } => {
+                        let Some(outbox) = &self.outbox else {
+                            self.metrics.sink_records("webhook", "error", rows.len() as u64);
+                            tracing::error!(filter = %pass.filter, "filter has a webhook sink but this worker has no outbox");
+                            continue;
+                        };
+                        outbox
+                            .enqueue(&WebhookConfig::new(url.clone(), *slack), &delivery)
+                            .map_err(|error| OutboxError {
+                                filter: pass.filter.clone(),
+                                error,
+                            })?;
+                        self.metrics.sink_records("webhook", "ok", rows.len() as u64);
+                    }
+                }
+            }
+        }
+        if let Some(outbox) = &self.outbox {
+            self.metrics.set_webhook_pending(outbox.pending());
+        }
+        Ok(())
+    }
+
+    fn file_sink(&mut self, directory: &str, format: &str) -> Result<&FileSink, SinkError> {
+        let key = (directory.to_string(), format.to_string());
+        if !self.files.contains_key(&key) {
+            let sink = FileSink::new(directory, format.parse()?)?;
+            self.files.insert(key.clone(), sink);
+        }
+        self.files
+            .get(&key)
+            .ok_or_else(|| SinkError::Internal("file sink vanished".to_string()))
     }
 }

@@ -16,7 +16,7 @@ use nightjar_registry::{SchemaRegistry, decode_with_registry};
 use nightjar_store::{DeadLetter, Store, StoreError, WriteSummary};
 use thiserror::Error;
 
-use crate::filters::{FilterPass, FilterStage};
+use crate::filters::{FilterPass, FilterSinks, FilterStage};
 use crate::source::{MessageSource, SourceError};
 
 /// How the pipeline batches and what it keeps.
@@ -28,6 +28,9 @@ pub struct IngestConfig {
     pub keep_cutouts: bool,
     /// Where each batch is counted.
     pub metrics: Arc<PipelineMetrics>,
+    /// Names the input in the files of filter sinks (`{label}_b{batch}`): the same input read
+    /// again overwrites them. `[A-Za-z0-9_.-]`.
+    pub input_label: String,
 }
 
 impl Default for IngestConfig {
@@ -36,6 +39,7 @@ impl Default for IngestConfig {
             batch_size: 500,
             keep_cutouts: true,
             metrics: Arc::default(),
+            input_label: "files".to_string(),
         }
     }
 }
@@ -49,6 +53,11 @@ pub enum IngestError {
     Store { batch: u64, error: StoreError },
     #[error("the decoding thread stopped unexpectedly")]
     DecoderGone,
+    #[error("batch {batch}: {error}")]
+    Outbox {
+        batch: u64,
+        error: crate::filters::OutboxError,
+    },
 }
 
 /// What one run did.
@@ -196,6 +205,7 @@ pub async fn ingest<S: MessageSource>(
     registry: Option<SchemaRegistry>,
     modules: ModuleRunner,
     filters: FilterStage,
+    mut sinks: FilterSinks,
     store: Arc<dyn Store>,
     config: IngestConfig,
     mut on_progress: impl FnMut(Progress),
@@ -235,7 +245,11 @@ pub async fn ingest<S: MessageSource>(
                             .run(&alerts, &outputs)
                             .into_iter()
                             .map(|pass| {
-                                let rows = if pass.sinks.is_empty() { Vec::new() } else { pass.rows(&alerts) };
+                                let rows = if pass.sinks.is_empty() {
+                                    Vec::new()
+                                } else {
+                                    pass.rows(&alerts)
+                                };
                                 (pass, rows)
                             })
                             .collect();
@@ -293,8 +307,15 @@ pub async fn ingest<S: MessageSource>(
         for letter in &batch.dead_letters {
             metrics.dead_letter(&letter.reason);
         }
-        for (pass, _rows) in &batch.passes {
+        let position = format!("{}_b{batch_index}", config.input_label);
+        for (pass, rows) in &batch.passes {
             *summary.filtered.entry(pass.filter.clone()).or_default() += pass.passed.len() as u64;
+            sinks
+                .deliver(pass, rows, &batch.alerts, &|_| position.clone())
+                .map_err(|error| IngestError::Outbox {
+                    batch: batch_index,
+                    error,
+                })?;
         }
         summary.store_time += store_time;
         summary.decode_time += batch.decode_time;

@@ -9,8 +9,10 @@ pub mod filters;
 pub mod ingest;
 pub mod source;
 
-pub use filters::{FilterPass, FilterStage, FilterStageError, load_filter_dir};
+pub use filters::{FilterPass, FilterSinks, FilterStage, FilterStageError, OutboxError, load_filter_dir};
 pub use ingest::{
     IngestConfig, IngestError, IngestSummary, Progress, decode_batch, ingest, record_decoded, record_module_metrics,
 };
+pub use nightjar_filter::FiltersConfig;
+pub use nightjar_metrics::PipelineMetrics;
 pub use source::{FileSource, Message, MessageSource, SourceError, avro_files_in};

@@ -323,13 +323,18 @@ fn ingest(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
         let config = IngestConfig {
             batch_size: args.batch_size,
             keep_cutouts: *keep_cutouts,
+            ..IngestConfig::default()
         };
         let store_dyn: Arc<dyn Store> = store.clone();
+        let modules = nightjar_modules::ModuleRunner::new(Vec::new())?;
+        let filters = nightjar_pipeline::FilterStage::without_filters(&modules)?;
         let summary = runtime.block_on(nightjar_pipeline::ingest(
             source,
             Decoder::new(),
             None,
-            nightjar_modules::ModuleRunner::new(Vec::new())?,
+            modules,
+            filters,
+            nightjar_pipeline::FilterSinks::new(None, Arc::default()),
             store_dyn,
             config,
             |_| {},

@@ -29,6 +29,19 @@ pub struct Config {
     pub modules: nightjar_modules::ModulesConfig,
     /// Kafka: brokers, credentials, the input stream and the output topic.
     pub kafka: nightjar_kafka::KafkaConfig,
+    /// Filters: SQL over each micro-batch, and where what they pass goes.
+    pub filters: nightjar_filter::FiltersConfig,
+    /// The Prometheus metrics of `nightjar run`.
+    pub metrics: MetricsConfig,
+}
+
+/// Where `nightjar run` serves its Prometheus metrics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address and port of a `/metrics` endpoint (e.g. `127.0.0.1:9464`); none: no endpoint
+    /// (with `--serve`, the API's `/metrics` serves them too).
+    pub listen: Option<String>,
 }
 
 /// Micro-batching of the ingestion pipeline.
@@ -224,6 +237,14 @@ impl Config {
         if self.serve.max_results == 0 {
             bail!("invalid serve.max_results 0: expected a positive number of rows");
         }
+        if let Some(listen) = &self.metrics.listen
+            && listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            bail!("invalid metrics.listen {listen:?}: expected an address and port such as 127.0.0.1:9464");
+        }
+        self.filters
+            .validate()
+            .map_err(|reason| anyhow::anyhow!("invalid filters configuration: {reason}"))?;
         self.modules
             .validate()
             .map_err(|error| anyhow::anyhow!("invalid modules configuration: {error}"))?;

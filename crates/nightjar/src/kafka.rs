@@ -91,6 +91,7 @@ pub async fn run_stream(
     args: &RunArgs,
     store_label: &str,
     store: Arc<dyn Store>,
+    worker: crate::worker::Worker,
 ) -> anyhow::Result<StreamSummary> {
     let mut kafka = source_config(config, &args.source, args.kafka.group.as_deref())?;
     if let Some(batch_size) = args.batch_size {
@@ -118,6 +119,10 @@ pub async fn run_stream(
         None if !kafka.sink.topic.is_empty() => {
             Some(AlertSink::connect(&connection, &kafka.sink, connect_timeout).await?)
         }
+        // Only filter topics: on the input cluster, with the kafka.sink settings.
+        None if worker.has_kafka_filter_sinks() => {
+            Some(AlertSink::connect_for_filters(&connection, &kafka.sink, connect_timeout).await?)
+        }
         None => None,
     };
     tracing::info!(
@@ -125,7 +130,7 @@ pub async fn run_stream(
         topics = ?kafka.source.topics,
         group = %kafka.source.group_id,
         store = %store_label,
-        sink = sink.as_ref().map(AlertSink::topic).unwrap_or("none"),
+        sink = sink.as_ref().map(AlertSink::topic).filter(|topic| !topic.is_empty()).unwrap_or("none"),
         "streaming"
     );
     let mut decoder = crate::run::decoder_for(config);
@@ -149,7 +154,13 @@ pub async fn run_stream(
             .transpose()?,
     };
     let mut progress = StreamProgress::new(Duration::from_secs(10));
-    let mut modules = crate::run::module_runner(config)?;
+    let crate::worker::Worker {
+        metrics,
+        mut modules,
+        mut filters,
+        mut sinks,
+        services,
+    } = worker;
     let summary = nightjar_kafka::run_stream(
         StreamParts {
             source: &source,
@@ -158,12 +169,17 @@ pub async fn run_stream(
             store,
             sink: sink.as_ref(),
             modules: &mut modules,
+            filters: &mut filters,
+            sinks: &mut sinks,
+            metrics,
         },
         &options,
         shutdown_flag(),
         |summary| progress.report(summary),
     )
-    .await?;
+    .await;
+    services.finish(Duration::from_secs(5)).await;
+    let summary = summary?;
     if let Some(sink) = &sink {
         sink.flush(Duration::from_secs(30))?;
     }

@@ -11,6 +11,7 @@ mod run;
 mod serve;
 mod simulate;
 mod store_cmds;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -15,6 +15,7 @@ use nightjar_store_postgres::PostgresStore;
 use nightjar_store_sqlite::SqliteStore;
 
 use crate::config::{Config, without_password};
+use crate::worker::Worker;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -45,6 +46,10 @@ pub struct RunArgs {
     /// serving after the input ends until Ctrl-C or SIGTERM.
     #[arg(long)]
     pub serve: bool,
+    /// Serve the ingestion metrics (Prometheus text at /metrics) on this address while
+    /// running (overrides metrics.listen); with --serve, the API's /metrics has them too.
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    pub metrics_listen: Option<String>,
     /// Kafka options.
     #[command(flatten)]
     pub kafka: crate::kafka::KafkaRunArgs,
@@ -108,9 +113,13 @@ pub fn registry_for(config: &Config, url: Option<&String>) -> anyhow::Result<Opt
 /// Ingests `args.source` and prints the summary; the outcome for the caller to build on.
 pub async fn ingest(config: &Config, args: &RunArgs) -> anyhow::Result<(String, IngestSummary)> {
     let (store_label, store) = open_store(config, args.data_dir.as_deref()).await?;
-    let summary = ingest_into(config, args, &store_label, store).await?;
+    let worker = Worker::start(config, args).await?;
+    let summary = ingest_into(config, args, &store_label, store, worker).await?;
     Ok((store_label, summary))
 }
+
+/// How long a run on files waits at its end for pending webhook posts.
+const WEBHOOK_DRAIN: Duration = Duration::from_secs(10);
 
 /// Ingests `args.source` into an opened store.
 async fn ingest_into(
@@ -118,12 +127,23 @@ async fn ingest_into(
     args: &RunArgs,
     store_label: &str,
     store: Arc<dyn Store>,
+    worker: Worker,
 ) -> anyhow::Result<IngestSummary> {
     let source = FileSource::open(&args.source)?;
     let registry = registry_for(config, args.schema_registry.as_ref())?;
+    let Worker {
+        metrics,
+        modules,
+        filters,
+        sinks,
+        services,
+    } = worker;
     let ingest_config = IngestConfig {
         batch_size: args.batch_size.unwrap_or(config.pipeline.batch_size),
         keep_cutouts: !args.no_cutouts,
+        metrics,
+        // The same input read again overwrites its filter files.
+        input_label: format!("files_{:016x}", xxhash_rust::xxh3::xxh3_64(args.source.as_bytes())),
     };
     tracing::info!(
         source = %args.source,
@@ -140,12 +160,13 @@ async fn ingest_into(
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         )
     };
-    let modules = module_runner(config)?;
     let summary = nightjar_pipeline::ingest(
         source,
         decoder_for(config),
         registry,
         modules,
+        filters,
+        sinks,
         store,
         ingest_config,
         |step| {
@@ -153,9 +174,10 @@ async fn ingest_into(
             progress.set_message(format!("{} alerts", step.alerts));
         },
     )
-    .await?;
+    .await;
     progress.finish_and_clear();
-    Ok(summary)
+    services.finish(WEBHOOK_DRAIN).await;
+    Ok(summary?)
 }
 
 /// The enabled built-in science modules, from the `[modules]` config, ready to run.
@@ -183,10 +205,11 @@ pub fn print_summary(store_label: &str, summary: &IngestSummary) {
     eprintln!("  new forced phot.     {:>10}", stored.new_forced_photometry);
     eprintln!("  new cutouts          {:>10}", stored.new_cutouts);
     eprintln!(
-        "  elapsed              {:>9.2}s (decode {:.2}s, modules {:.2}s, store {:.2}s)",
+        "  elapsed              {:>9.2}s (decode {:.2}s, modules {:.2}s, filters {:.2}s, store {:.2}s)",
         summary.elapsed.as_secs_f64(),
         summary.decode_time.as_secs_f64(),
         summary.modules_time.as_secs_f64(),
+        summary.filters_time.as_secs_f64(),
         summary.store_time.as_secs_f64()
     );
     eprintln!("  alerts/s             {:>10.0}", summary.alerts_per_second());
@@ -209,6 +232,12 @@ pub fn print_summary(store_label: &str, summary: &IngestSummary) {
             );
         }
     }
+    if !summary.filtered.is_empty() {
+        eprintln!("  filters                   passed");
+        for (filter, passed) in &summary.filtered {
+            eprintln!("    {filter:<20} {passed:>10}");
+        }
+    }
     if summary.n_rejected() > 0 {
         eprintln!(
             "rejected messages are dead letters: `nightjar deadletter list`, with the same --data-dir or --store, shows them"
@@ -219,18 +248,20 @@ pub fn print_summary(store_label: &str, summary: &IngestSummary) {
 pub async fn run(config: &Config, args: RunArgs) -> anyhow::Result<ExitCode> {
     let (store_label, store) = open_store(config, args.data_dir.as_deref()).await?;
     // The API reads through its own read-only connection, opened once the store exists.
+    let worker = Worker::start(config, &args).await?;
     let server = if args.serve {
         let (_, reader) = open_reader(config, args.data_dir.as_deref()).await?;
-        Some(crate::serve::start(config, &config.serve.listen, &store_label, reader).await?)
+        let metrics = Some(Arc::clone(&worker.metrics));
+        Some(crate::serve::start(config, &config.serve.listen, &store_label, reader, metrics).await?)
     } else {
         None
     };
     if crate::kafka::is_kafka_source(&args.source) {
-        let stream = crate::kafka::run_stream(config, &args, &store_label, store).await?;
+        let stream = crate::kafka::run_stream(config, &args, &store_label, store, worker).await?;
         print_summary(&store_label, &stream.ingest);
         crate::kafka::print_stream_summary(&stream);
     } else {
-        let summary = ingest_into(config, &args, &store_label, store).await?;
+        let summary = ingest_into(config, &args, &store_label, store, worker).await?;
         print_summary(&store_label, &summary);
     }
     if let Some(server) = server {

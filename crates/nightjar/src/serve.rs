@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use std::sync::Arc;
 
-use nightjar_api::{ApiConfig, router};
+use nightjar_api::{ApiConfig, router_in_worker};
 use nightjar_store::Store;
 
 use crate::config::Config;
@@ -51,6 +51,7 @@ pub async fn start(
     listen: &str,
     store_label: &str,
     store: Arc<dyn Store>,
+    pipeline: Option<Arc<nightjar_metrics::PipelineMetrics>>,
 ) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     let api_config = ApiConfig {
         bearer_token: config.serve.bearer_token.clone(),
@@ -68,7 +69,7 @@ pub async fn start(
     );
     Ok(tokio::spawn(nightjar_api::serve(
         listener,
-        router(store, api_config),
+        router_in_worker(store, api_config, pipeline),
         async {
             stop_requested().await;
             tracing::info!("stopping the API server");
@@ -79,6 +80,6 @@ pub async fn start(
 pub async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listen = args.listen.unwrap_or_else(|| config.serve.listen.clone());
     let (store_label, store) = open_reader(config, args.data_dir.as_deref()).await?;
-    start(config, &listen, &store_label, store).await?.await??;
+    start(config, &listen, &store_label, store, None).await?.await??;
     Ok(ExitCode::SUCCESS)
 }

@@ -62,6 +62,7 @@ pub async fn demo(config: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
         schema_registry: None,
         quiet: false,
         serve: false,
+        metrics_listen: None,
         kafka: Default::default(),
     };
     // The demo is always the embedded store, whatever store.url says.
