@@ -677,9 +677,18 @@ fn physical_parts(plan: &LogicalPlan) -> Result<PhysicalParts, PartsError> {
         .schema
         .fields()
         .iter()
-        .map(|field| Field::new(field.name(), field.data_type().clone(), true))
+        .map(|field| Field::new(output_name(field.name()), field.data_type().clone(), true))
         .collect();
     Ok((predicate, expressions, fields))
+}
+
+/// The name of a selected column as the filter wrote it: DataFusion's `alerts.candidate[magpsf]`
+/// becomes `candidate.magpsf`; aliases stay as they are.
+fn output_name(planned: &str) -> String {
+    planned
+        .replace(&format!("{TABLE}."), "")
+        .replace(']', "")
+        .replace('[', ".")
 }
 
 /// What the SQL planner may see: the table `alerts` and the allowed scalar functions.

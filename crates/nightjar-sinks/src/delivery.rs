@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::error::SinkError;
 
 // Together these keep every file name the sinks make (the longest is an outbox's
-// `failed/{url hash}_{filter}_{survey}_{position}_{row_idx}.json`) under the usual 255-byte limit.
+// `failed/{url hash}_{filter}_{survey}_{night}_{position}_{row_idx}.json`) under the usual 255-byte limit.
 /// The longest filter name accepted.
 pub const MAX_FILTER_LEN: usize = 48;
 /// The longest survey name accepted.

@@ -141,7 +141,8 @@ pub(crate) struct Inner {
 /// done/{name}                           the generation of a delivered entry, kept 7 days
 /// ```
 ///
-/// `{name}` is `{url hash}_{filter}_{survey}_{position}`: a replay of the same input range for
+/// `{name}` is `{url hash}_{filter}_{survey}_{night}_{position}` (one input range can hold
+/// alerts of two nights): a replay of the same input range for
 /// the same webhook overwrites its entry. An entry's generation is a hash of the webhook and
 /// the rows: replaying identical rows keeps the progress of a pending entry and is skipped
 /// for an entry delivered in the last 7 days, so a replay does not post again what an
@@ -215,7 +216,7 @@ impl Outbox {
     /// Queues one post per row of `delivery` for `webhook`, durably: the entry is written,
     /// synced and renamed into `pending/` before this returns, so the caller may then commit
     /// its input. Never waits for an endpoint. The entry is named after (webhook URL, filter,
-    /// survey, position): a replay of the same input range overwrites it (identical rows keep
+    /// survey, night, position): a replay of the same input range overwrites it (identical rows keep
     /// its progress, and are skipped if it was delivered in the last 7 days). No rows: nothing.
     ///
     /// This is blocking file I/O (a write and two fsyncs, a few milliseconds): from async code,
@@ -328,10 +329,11 @@ impl Outbox {
 
 fn entry_name(webhook: &WebhookConfig, delivery: &Delivery) -> String {
     format!(
-        "{}_{}_{}_{}",
+        "{}_{}_{}_{}_{}",
         url_hash(&webhook.url),
         delivery.filter,
         delivery.survey,
+        delivery.night,
         delivery.position
     )
 }

@@ -423,7 +423,7 @@ async fn a_bad_request_moves_the_alert_to_failed_with_the_reason() {
     assert!(
         failed[0]
             .to_string_lossy()
-            .ends_with("_bright_risers_ztf_ztf_p0_o0-99_1.json")
+            .ends_with("_bright_risers_ztf_20240612_ztf_p0_o0-99_1.json")
     );
     let record: Value = serde_json::from_slice(&std::fs::read(&failed[0]).expect("read")).expect("json");
     assert_eq!(record["status"], json!(400));
