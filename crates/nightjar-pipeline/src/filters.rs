@@ -464,3 +464,111 @@ impl FilterSinks {
             .ok_or_else(|| SinkError::Internal("file sink vanished".to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nightjar_store::conformance::all_alerts;
+
+    fn filter_file(name: &str, condition: &str) -> String {
+        format!(
+            "name = \"{name}\"\ndescription = \"test filter\"\npayload = \"ids\"\nsql = \"SELECT object_id FROM alerts WHERE {condition}\"\n"
+        )
+    }
+
+    fn stage_on(directory: &Path) -> (FilterStage, ModuleRunner, Arc<PipelineMetrics>) {
+        let modules = ModuleRunner::new(Vec::new()).expect("no modules");
+        let metrics = Arc::new(PipelineMetrics::new());
+        let config = FiltersConfig {
+            directory: Some(directory.to_path_buf()),
+            ..FiltersConfig::default()
+        };
+        let stage = FilterStage::load(&config, &modules, Arc::clone(&metrics)).expect("load");
+        (stage, modules, metrics)
+    }
+
+    fn passed(stage: &mut FilterStage, modules: &mut ModuleRunner, alerts: &[Alert]) -> Vec<(String, usize)> {
+        let outputs = modules.run(alerts);
+        stage
+            .run(alerts, &outputs)
+            .into_iter()
+            .map(|pass| (pass.filter, pass.passed.len()))
+            .collect()
+    }
+
+    #[test]
+    fn a_broken_new_version_is_rejected_and_the_old_one_keeps_running() {
+        let alerts = all_alerts();
+        let n_ztf = alerts.iter().filter(|alert| alert.survey.as_str() == "ztf").count();
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("ztf.toml"), filter_file("ztf", "survey = 'ztf'")).expect("write");
+        let (mut stage, mut modules, metrics) = stage_on(dir.path());
+        assert_eq!(passed(&mut stage, &mut modules, &alerts), vec![("ztf".to_string(), n_ztf)]);
+
+        // A broken new version: rejected on SIGHUP, the loaded one keeps passing.
+        std::fs::write(dir.path().join("ztf.toml"), filter_file("ztf", "no_such_column > 1")).expect("write");
+        stage.reload_flag().store(true, Ordering::Relaxed);
+        assert_eq!(passed(&mut stage, &mut modules, &alerts), vec![("ztf".to_string(), n_ztf)]);
+        let text = metrics.encode().expect("encode");
+        assert!(text.contains("nightjar_filter_reloads_total{outcome=\"rejected\"} 1"), "{text}");
+
+        // A new file is picked up when the directory is looked at again (no signal).
+        std::fs::write(dir.path().join("rubin.toml"), filter_file("rubin", "survey = 'rubin'")).expect("write");
+        stage.last_check -= RELOAD_CHECK;
+        let n_rubin = alerts.len() - n_ztf;
+        assert_eq!(
+            passed(&mut stage, &mut modules, &alerts),
+            vec![("rubin".to_string(), n_rubin), ("ztf".to_string(), n_ztf)]
+        );
+
+        // A removed file removes its filter; a fixed one replaces the old version.
+        std::fs::remove_file(dir.path().join("rubin.toml")).expect("remove");
+        std::fs::write(dir.path().join("ztf.toml"), filter_file("ztf", "survey = 'ztf' AND ra < 0")).expect("write");
+        stage.reload_flag().store(true, Ordering::Relaxed);
+        assert!(passed(&mut stage, &mut modules, &alerts).is_empty());
+        assert_eq!(stage.definitions().map(|definition| definition.name.as_str()).collect::<Vec<_>>(), ["ztf"]);
+    }
+
+    #[test]
+    fn a_missing_directory_is_a_clear_error() {
+        let modules = ModuleRunner::new(Vec::new()).expect("no modules");
+        let config = FiltersConfig {
+            directory: Some(PathBuf::from("/nonexistent/filters")),
+            ..FiltersConfig::default()
+        };
+        let error = FilterStage::load(&config, &modules, Arc::default()).expect_err("no directory");
+        assert!(error.to_string().contains("/nonexistent/filters is not a directory"), "{error}");
+    }
+
+    #[test]
+    fn payloads_shape_the_rows() {
+        let alerts = all_alerts();
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("lite.toml"),
+            "name = \"lite\"\ndescription = \"d\"\npayload = \"lite\"\nsql = \"SELECT object_id, magnitude AS mag FROM alerts WHERE survey = 'ztf'\"\n",
+        )
+        .expect("write");
+        let (mut stage, mut modules, _) = stage_on(dir.path());
+        let outputs = modules.run(&alerts);
+        let passes = stage.run(&alerts, &outputs);
+        let rows = passes[0].rows(&alerts);
+        assert_eq!(rows.len(), passes[0].passed.len());
+        let first = &rows[0];
+        let alert = &alerts[passes[0].passed[0]];
+        assert_eq!(first["object_id"], alert.object_id.as_str());
+        assert_eq!(first["source_id"], alert.detection.source_id);
+        assert_eq!(first["mag"].as_f64(), alert.detection.magnitude);
+        let light_curve = first["light_curve"].as_array().expect("light curve");
+        assert_eq!(light_curve.len(), (alert.history.len() + 1).min(LITE_LIGHT_CURVE_POINTS));
+        assert_eq!(light_curve.last().expect("a point")["mjd"], alert.detection.mjd);
+
+        let full = FilterPass {
+            payload: Payload::Full,
+            ..passes[0].clone()
+        };
+        let row = &full.rows(&alerts)[0];
+        assert_eq!(row["raw"]["objectId"], alert.object_id.as_str());
+        assert!(row["modules"].is_object());
+    }
+}
