@@ -271,4 +271,60 @@ fn main() {
         runs as f64 / seconds,
         seconds / runs as f64 * 1e6
     );
+
+    whole_stage(&alerts());
 }
+
+/// The whole module stage as `nightjar run` runs it (every module enabled by default, through
+/// the runner, batches of 500 alerts), on one thread and on two (two runners, as two
+/// workers or two decode threads would).
+fn whole_stage(alerts: &[Alert]) {
+    const BATCH: usize = 500;
+    const ROUNDS: usize = 40;
+    let batch: Vec<Alert> = alerts.iter().cycle().take(BATCH).cloned().collect();
+    let runner = || {
+        let modules = nightjar_modules::builtin_modules(&nightjar_modules::ModulesConfig::default()).expect("modules");
+        nightjar_modules::ModuleRunner::new(modules).expect("runner")
+    };
+    let names = runner().module_names().join(", ");
+    let run_rounds = |rounds: usize| {
+        let mut runner = runner();
+        runner.run(&batch);
+        let start = Instant::now();
+        for _ in 0..rounds {
+            let outputs = runner.run(&batch);
+            assert_eq!(outputs.n_alerts(), batch.len());
+        }
+        start.elapsed()
+    };
+    let one = run_rounds(ROUNDS);
+    let one_rate = (ROUNDS * BATCH) as f64 / one.as_secs_f64();
+    // Each thread loads its own modules, then times its rounds; both run at once.
+    let barrier = std::sync::Barrier::new(2);
+    let elapsed: Vec<std::time::Duration> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut runner = runner();
+                    runner.run(&batch);
+                    barrier.wait();
+                    let start = Instant::now();
+                    for _ in 0..ROUNDS {
+                        runner.run(&batch);
+                    }
+                    start.elapsed()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|worker| worker.join().expect("worker")).collect()
+    });
+    let slowest = elapsed.into_iter().max().unwrap_or_default();
+    let two_rate = (2 * ROUNDS * BATCH) as f64 / slowest.as_secs_f64();
+    println!("whole module stage ({names}) on real alerts, batches of {BATCH}:");
+    println!("  1 thread  {one_rate:>9.0} alerts/s");
+    println!(
+        "  2 threads {two_rate:>9.0} alerts/s ({:.2}x one thread)",
+        two_rate / one_rate
+    );
+}
+
