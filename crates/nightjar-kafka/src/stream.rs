@@ -119,6 +119,8 @@ pub struct StageTimes {
 pub struct StreamSummary {
     /// Messages read, alerts decoded and stored, dead letters, batches (as file ingestion).
     pub ingest: IngestSummary,
+    /// Bytes of the messages read (values).
+    pub received_bytes: u64,
     /// Records published and acknowledged by the brokers.
     pub delivered: u64,
     /// Bytes published (keys and values).
@@ -514,6 +516,7 @@ pub async fn run_stream(
 
         summary.ingest.stored.add(&written);
         summary.ingest.messages += n_messages as u64;
+        summary.received_bytes += n_bytes;
         summary.ingest.alerts_read += alerts.len() as u64;
         for letter in &dead_letters {
             *summary.ingest.rejected.entry(letter.reason.clone()).or_default() += 1;
@@ -537,7 +540,10 @@ pub async fn run_stream(
         on_batch(&summary);
     }
     summary.lag = source.lag();
-    summary.ingest.elapsed = started.elapsed();
+    // Elapsed runs to the last committed batch (idle waiting at the end is not work).
+    if summary.ingest.batches == 0 {
+        summary.ingest.elapsed = started.elapsed();
+    }
     summary.ingest.modules = modules.stats().to_vec();
     summary.ingest.decode_time = summary.stages.decode;
     summary.ingest.modules_time = summary.stages.modules;

@@ -82,6 +82,7 @@ pub struct IngestSummary {
     pub modules_time: Duration,
     pub filters_time: Duration,
     pub store_time: Duration,
+    /// Wall time of the run (for a Kafka stream: to its last committed batch).
     pub elapsed: Duration,
 }
 

@@ -239,6 +239,10 @@ pub fn print_stream_summary(summary: &StreamSummary) {
     }
     let elapsed = summary.ingest.elapsed.as_secs_f64().max(1e-9);
     eprintln!(
+        "  MB/s in              {:>10.2}",
+        summary.received_bytes as f64 / 1e6 / elapsed
+    );
+    eprintln!(
         "  MB/s out             {:>10.2}",
         summary.delivered_bytes as f64 / 1e6 / elapsed
     );
@@ -250,9 +254,11 @@ pub fn print_stream_summary(summary: &StreamSummary) {
     }
     let stages = &summary.stages;
     eprintln!(
-        "  time: poll {:.2}s, decode {:.2}s, store {:.2}s, publish {:.2}s, commit {:.2}s",
+        "  time: poll {:.2}s, decode {:.2}s, modules {:.2}s, filters {:.2}s, store {:.2}s, publish {:.2}s, commit {:.2}s",
         stages.poll.as_secs_f64(),
         stages.decode.as_secs_f64(),
+        stages.modules.as_secs_f64(),
+        stages.filters.as_secs_f64(),
         stages.store.as_secs_f64(),
         stages.sink.as_secs_f64(),
         stages.commit.as_secs_f64()
