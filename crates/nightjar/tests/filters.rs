@@ -1,5 +1,6 @@
 //! `nightjar filter`: the project's own filters pass their fixtures on real alerts, pending
-//! filters are valid but no real alert passes them yet, and bad or broad filters are refused.
+//! filters are valid but no real alert passes them yet, filters/README.md lists them all, and
+//! bad or broad filters are refused.
 
 #[allow(dead_code, reason = "each test file uses some of the helpers")]
 mod common;
@@ -40,10 +41,10 @@ fn every_builtin_filter_passes_its_fixture_on_real_alerts() {
 
 #[test]
 fn pending_filters_are_valid_and_wait_for_a_real_alert_that_passes() {
-    // Their columns exist (early_snia, anomaly), but no real alert in tests/data passes them
-    // yet, and a filter's fixture needs one that does.
+    // Their columns exist (early_snia, anomaly, crossmatch), but no real alert in tests/data
+    // passes them yet, and a filter's fixture needs one that does.
     let files = filter_files("filters/pending");
-    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(files.len(), 3, "{files:?}");
     for file in files {
         let output = nightjar(&["filter", "check", file.to_str().unwrap()]);
         assert!(output.status.success(), "{}: {}", file.display(), stderr(&output));
@@ -53,6 +54,30 @@ fn pending_filters_are_valid_and_wait_for_a_real_alert_that_passes() {
             file.display(),
             stdout(&output)
         );
+    }
+}
+
+#[test]
+fn readme_tables_list_every_builtin_and_pending_filter() {
+    let readme = std::fs::read_to_string(repo().join("filters/README.md")).expect("read filters/README.md");
+    let section = |heading: &str, next: &str| -> String {
+        let start = readme
+            .find(heading)
+            .unwrap_or_else(|| panic!("no {heading:?} in the README"));
+        let end = readme[start..].find(next).map_or(readme.len(), |offset| start + offset);
+        readme[start..end].to_string()
+    };
+    let builtin = section("## Built-in filters", "Written and valid, waiting");
+    let pending = section("Written and valid, waiting", "Not provided");
+    for (dir, table) in [("filters", &builtin), ("filters/pending", &pending)] {
+        for file in filter_files(dir) {
+            let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+            assert!(
+                table.contains(&format!("| `{name}` |")),
+                "{} is not in the README's table for {dir}",
+                file.display()
+            );
+        }
     }
 }
 
@@ -133,6 +158,9 @@ fn check_takes_the_whole_filter_directory() {
         "known_solar_system_ztf",
         "known_solar_system_rubin",
         "rate_based_fast_transients",
+        "new_transients_rubin",
+        "fast_transients_rubin",
+        "fainter_than_template_rubin",
     ] {
         assert!(out.contains(&format!("filter {name}: valid")), "{out}");
     }
