@@ -316,7 +316,10 @@ fn whole_stage(alerts: &[Alert]) {
                 })
             })
             .collect();
-        workers.into_iter().map(|worker| worker.join().expect("worker")).collect()
+        workers
+            .into_iter()
+            .map(|worker| worker.join().expect("worker"))
+            .collect()
     });
     let slowest = elapsed.into_iter().max().unwrap_or_default();
     let two_rate = (2 * ROUNDS * BATCH) as f64 / slowest.as_secs_f64();
@@ -327,4 +330,3 @@ fn whole_stage(alerts: &[Alert]) {
         two_rate / one_rate
     );
 }
-

@@ -503,14 +503,23 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("ztf.toml"), filter_file("ztf", "survey = 'ztf'")).expect("write");
         let (mut stage, mut modules, metrics) = stage_on(dir.path());
-        assert_eq!(passed(&mut stage, &mut modules, &alerts), vec![("ztf".to_string(), n_ztf)]);
+        assert_eq!(
+            passed(&mut stage, &mut modules, &alerts),
+            vec![("ztf".to_string(), n_ztf)]
+        );
 
         // A broken new version: rejected on SIGHUP, the loaded one keeps passing.
         std::fs::write(dir.path().join("ztf.toml"), filter_file("ztf", "no_such_column > 1")).expect("write");
         stage.reload_flag().store(true, Ordering::Relaxed);
-        assert_eq!(passed(&mut stage, &mut modules, &alerts), vec![("ztf".to_string(), n_ztf)]);
+        assert_eq!(
+            passed(&mut stage, &mut modules, &alerts),
+            vec![("ztf".to_string(), n_ztf)]
+        );
         let text = metrics.encode().expect("encode");
-        assert!(text.contains("nightjar_filter_reloads_total{outcome=\"rejected\"} 1"), "{text}");
+        assert!(
+            text.contains("nightjar_filter_reloads_total{outcome=\"rejected\"} 1"),
+            "{text}"
+        );
 
         // A new file is picked up when the directory is looked at again (no signal).
         std::fs::write(dir.path().join("rubin.toml"), filter_file("rubin", "survey = 'rubin'")).expect("write");
@@ -523,10 +532,20 @@ mod tests {
 
         // A removed file removes its filter; a fixed one replaces the old version.
         std::fs::remove_file(dir.path().join("rubin.toml")).expect("remove");
-        std::fs::write(dir.path().join("ztf.toml"), filter_file("ztf", "survey = 'ztf' AND ra < 0")).expect("write");
+        std::fs::write(
+            dir.path().join("ztf.toml"),
+            filter_file("ztf", "survey = 'ztf' AND ra < 0"),
+        )
+        .expect("write");
         stage.reload_flag().store(true, Ordering::Relaxed);
         assert!(passed(&mut stage, &mut modules, &alerts).is_empty());
-        assert_eq!(stage.definitions().map(|definition| definition.name.as_str()).collect::<Vec<_>>(), ["ztf"]);
+        assert_eq!(
+            stage
+                .definitions()
+                .map(|definition| definition.name.as_str())
+                .collect::<Vec<_>>(),
+            ["ztf"]
+        );
     }
 
     #[test]
@@ -537,7 +556,10 @@ mod tests {
             ..FiltersConfig::default()
         };
         let error = FilterStage::load(&config, &modules, Arc::default()).expect_err("no directory");
-        assert!(error.to_string().contains("/nonexistent/filters is not a directory"), "{error}");
+        assert!(
+            error.to_string().contains("/nonexistent/filters is not a directory"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -560,7 +582,10 @@ mod tests {
         assert_eq!(first["source_id"], alert.detection.source_id);
         assert_eq!(first["mag"].as_f64(), alert.detection.magnitude);
         let light_curve = first["light_curve"].as_array().expect("light curve");
-        assert_eq!(light_curve.len(), (alert.history.len() + 1).min(LITE_LIGHT_CURVE_POINTS));
+        assert_eq!(
+            light_curve.len(),
+            (alert.history.len() + 1).min(LITE_LIGHT_CURVE_POINTS)
+        );
         assert_eq!(light_curve.last().expect("a point")["mjd"], alert.detection.mjd);
 
         let full = FilterPass {

@@ -162,6 +162,17 @@ fn a_file_run_delivers_filter_passes_to_files_and_webhooks_and_counts_them() {
             webhook.address
         ),
     );
+    // Broken filter files next to it are rejected with their reason; the run goes on.
+    std::fs::write(
+        filters.join("broken.toml"),
+        "name = \"broken\"\ndescription = \"d\"\nsql = \"SELEC objectId FROM alerts\"\n",
+    )
+    .expect("write");
+    std::fs::write(
+        filters.join("misspelt.toml"),
+        "name = \"misspelt\"\ndescription = \"d\"\nsql = \"candidate.magpfs < 18\"\n",
+    )
+    .expect("write");
     let data_dir = dir.path().join("data");
     let filters_dir = filters.to_str().expect("utf-8").to_string();
     let env = [
@@ -183,16 +194,19 @@ fn a_file_run_delivers_filter_passes_to_files_and_webhooks_and_counts_them() {
     let mut lines = BufReader::new(server.stderr.take().expect("stderr"))
         .lines()
         .map_while(Result::ok);
-    let banner = lines.next().expect("banner");
-    let address = banner
-        .split_once("http://")
-        .and_then(|(_, rest)| rest.split_once(": "))
-        .map(|(address, _)| address.to_string())
-        .unwrap_or_else(|| panic!("no address in {banner:?}"));
-    let log: Vec<String> = lines
-        .by_ref()
-        .take_while(|line| !line.contains("still serving"))
-        .collect();
+    // The filter errors come first, then the server's banner, then the summary.
+    let mut log: Vec<String> = Vec::new();
+    let address = loop {
+        let line = lines.next().unwrap_or_else(|| panic!("no banner in {log:?}"));
+        if let Some((_, rest)) = line
+            .split_once("serving ")
+            .and_then(|(_, rest)| rest.split_once("http://"))
+        {
+            break rest.split_once(": ").expect("address").0.to_string();
+        }
+        log.push(line);
+    };
+    log.extend(lines.by_ref().take_while(|line| !line.contains("still serving")));
     let log = log.join("\n");
     assert!(get(&address, "/health").contains("ok"));
     let metrics = get(&address, "/metrics");
@@ -201,6 +215,16 @@ fn a_file_run_delivers_filter_passes_to_files_and_webhooks_and_counts_them() {
         .status()
         .expect("kill");
     assert!(server.wait().expect("wait").success(), "{log}");
+
+    // The broken files are named in the log with their reasons.
+    assert!(
+        log.contains("filter rejected: filter broken: SQL syntax error"),
+        "{log}"
+    );
+    assert!(
+        log.contains("candidate.magpsf"),
+        "the misspelt column's close name: {log}"
+    );
 
     // The summary counts the filter's passes.
     let passed = log
@@ -243,6 +267,8 @@ fn a_file_run_delivers_filter_passes_to_files_and_webhooks_and_counts_them() {
     let rates = series(&metrics, r#"nightjar_module_alerts_total{module="rates"}"#).expect("module series");
     assert_eq!(rates, decoded, "{metrics}");
     assert!(series(&metrics, r#"nightjar_filters_active"#) == Some(1.0), "{metrics}");
+    let rejected = series(&metrics, r#"nightjar_filter_reloads_total{outcome="rejected"}"#);
+    assert_eq!(rejected, Some(1.0), "{metrics}");
     assert!(metrics.contains("nightjar_http_requests_total{"), "{metrics}");
     assert!(metrics.trim_end().ends_with("# EOF"), "{metrics}");
     assert_eq!(metrics.matches("# EOF").count(), 1, "{metrics}");
