@@ -272,7 +272,7 @@ fn main() {
         seconds / runs as f64 * 1e6
     );
 
-    whole_stage(&alerts());
+    whole_stage(&alerts);
 }
 
 /// The whole module stage as `nightjar run` runs it (every module enabled by default, through
