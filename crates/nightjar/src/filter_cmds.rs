@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 use nightjar_core::{Alert, Origin};
 use nightjar_decode::Decoder;
 use nightjar_filter::{
-    AlertBatch, AlertSchema, ColumnSelection, CompiledFilter, FilterDefinition, FilterEngine, FilterError,
-    FilterLimits, FilterOutput, Fixture, value_text,
+    AlertBatch, AlertSchema, ColumnSelection, CompiledFilter, FilterDefinition, FilterEngine, FilterLimits,
+    FilterOutput, Fixture, value_text,
 };
 use nightjar_modules::{ModuleOutputs, ModuleRunner};
 
@@ -98,31 +98,6 @@ fn alert_schema(runner: &ModuleRunner) -> anyhow::Result<AlertSchema> {
     AlertSchema::new(columns.iter()).context("building the alerts schema")
 }
 
-/// Every filter file (`*.toml` but not `*.fixture.toml`) directly in `dir`, sorted by name:
-/// the definitions that parse, and the errors of those that do not.
-pub fn load_filter_dir(dir: &Path) -> anyhow::Result<(Vec<FilterDefinition>, Vec<FilterError>)> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading the filter directory {}", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| {
-            path.is_file()
-                && path.extension().is_some_and(|ext| ext == "toml")
-                && !path.to_string_lossy().ends_with(".fixture.toml")
-        })
-        .collect();
-    files.sort();
-    let mut definitions = Vec::new();
-    let mut errors = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-        match FilterDefinition::parse(&text, &file.display().to_string()) {
-            Ok(definition) => definitions.push(definition),
-            Err(error) => errors.push(error),
-        }
-    }
-    Ok((definitions, errors))
-}
-
 fn load_definition(file: &Path) -> anyhow::Result<FilterDefinition> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     Ok(FilterDefinition::parse(&text, &file.display().to_string())?)
@@ -169,7 +144,7 @@ fn check(config: &Config, args: CheckArgs) -> anyhow::Result<ExitCode> {
         bail!("--max-pass-share must be between 0 and 1, not {}", args.max_pass_share);
     }
     let definitions = if args.file.is_dir() {
-        let (definitions, errors) = load_filter_dir(&args.file)?;
+        let (definitions, errors) = nightjar_pipeline::load_filter_dir(&args.file)?;
         for error in &errors {
             eprintln!("error: {error}");
         }
