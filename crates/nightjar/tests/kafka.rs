@@ -580,10 +580,24 @@ fn two_workers_share_a_group_and_one_takes_over_when_the_other_stops() {
             .spawn()
             .expect("starting a worker")
     };
-    let first = worker(&store_a, &[]);
-    std::thread::sleep(Duration::from_secs(1));
-    let second = worker(&store_b, &["--until-idle", "10"]);
-    std::thread::sleep(Duration::from_secs(4));
+    // The second joins once the first works, and the first is stopped once both work (a
+    // worker still starting up, under load, has no signal handler yet).
+    let mut first = worker(&store_a, &[]);
+    while alerts_stored_so_far(&store_a) == 0 {
+        assert!(
+            first.try_wait().expect("status").is_none(),
+            "the first worker stopped by itself"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut second = worker(&store_b, &["--until-idle", "10"]);
+    while alerts_stored_so_far(&store_b) == 0 && alerts_stored_so_far(&store_a) < N_ALERTS {
+        assert!(
+            second.try_wait().expect("status").is_none(),
+            "the second worker stopped by itself"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // The first stops (leaving the group); the second takes its partitions and finishes.
     let stopped = Command::new("kill")
         .args(["-TERM", &first.id().to_string()])
