@@ -8,7 +8,7 @@ pub mod enrich;
 pub mod schema;
 pub mod wire;
 
-pub use container::{CONTAINER_MAGIC, Codec, Container, RecordResult, write_container};
+pub use container::{CONTAINER_MAGIC, Codec, Container, RecordFramer, RecordResult, write_container};
 pub use enrich::{EnrichError, EnrichedSchema, OutputField};
 pub use schema::{SchemaCache, WriterSchema};
 pub use wire::{WIRE_MAGIC, decode_datum, frame_wire, split_wire};

@@ -90,3 +90,30 @@ fn datums_are_the_records_bytes_and_decode_alone() {
         assert_eq!(reopened.datums().unwrap(), datums, "{file}");
     }
 }
+
+#[test]
+fn framed_records_are_the_one_record_containers_write_container_gives() {
+    let mut cache = SchemaCache::new();
+    let mut n_checked = 0;
+    for folder in ["ztf/alerts/boom_20240715_v4.02", "ztf/multi"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/data")
+            .join(folder);
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            let container = Container::open(&bytes, &mut cache).unwrap();
+            let framer = nightjar_avro::RecordFramer::new(&container.schema).unwrap();
+            for datum in container.datums().unwrap() {
+                let framed = framer.frame(&datum);
+                assert_eq!(
+                    framed,
+                    nightjar_avro::write_container(&container.schema, [datum.as_slice()]).unwrap()
+                );
+                let reread = Container::open(&framed, &mut cache).unwrap();
+                assert_eq!(reread.datums().unwrap(), vec![datum]);
+                n_checked += 1;
+            }
+        }
+    }
+    assert!(n_checked >= 20, "{n_checked}");
+}

@@ -433,6 +433,10 @@ pub struct KafkaSinkConfig {
     pub compression: String,
     /// How long to wait for every delivery report of a batch, ms, before the batch fails.
     pub delivery_timeout_ms: u32,
+    /// Also publish every message that cannot be decoded to this topic (its bytes as received,
+    /// headers `source_topic`, `source_partition`, `source_offset`, `reason`, `error`), before
+    /// its offset is committed. Empty: dead letters go to the store only.
+    pub dead_letter_topic: String,
 }
 
 impl Default for KafkaSinkConfig {
@@ -448,6 +452,7 @@ impl Default for KafkaSinkConfig {
             message_max_bytes: 8 * 1024 * 1024,
             compression: "none".to_string(),
             delivery_timeout_ms: 60_000,
+            dead_letter_topic: String::new(),
         }
     }
 }
@@ -458,6 +463,15 @@ impl KafkaSinkConfig {
         let invalid = |reason: String| Err(KafkaError::Config(reason));
         if !self.topic.is_empty() {
             check_topic_name(&self.topic).map_err(KafkaError::Config)?;
+        }
+        if !self.dead_letter_topic.is_empty() {
+            check_topic_name(&self.dead_letter_topic).map_err(KafkaError::Config)?;
+            if self.dead_letter_topic == self.topic {
+                return invalid(format!(
+                    "kafka.sink.dead_letter_topic = {:?} is also the output topic",
+                    self.dead_letter_topic
+                ));
+            }
         }
         if self.partitions < 1 {
             return invalid(format!(

@@ -233,6 +233,25 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A consumer with nightjar's callbacks and statistics, neither subscribed nor assigned.
+fn create_consumer(
+    connection: &KafkaConnection,
+    config: &KafkaSourceConfig,
+) -> Result<StreamConsumer<SourceContext>, KafkaError> {
+    let mut client_config = config.client_config(connection);
+    client_config.set("statistics.interval.ms", "5000");
+    client_config
+        .create_with_context(SourceContext {
+            lag: AtomicI64::new(-1),
+            ..SourceContext::default()
+        })
+        .map_err(|error| KafkaError::Client {
+            what: "consumer",
+            brokers: connection.brokers.clone(),
+            error,
+        })
+}
+
 /// A member of a consumer group reading alert topics in micro-batches.
 pub struct KafkaSource {
     consumer: StreamConsumer<SourceContext>,
@@ -266,18 +285,7 @@ impl KafkaSource {
             ));
         }
         crate::wait_for_brokers(connection, connect_timeout).await?;
-        let mut client_config = config.client_config(connection);
-        client_config.set("statistics.interval.ms", "5000");
-        let consumer: StreamConsumer<SourceContext> = client_config
-            .create_with_context(SourceContext {
-                lag: AtomicI64::new(-1),
-                ..SourceContext::default()
-            })
-            .map_err(|error| KafkaError::Client {
-                what: "consumer",
-                brokers: connection.brokers.clone(),
-                error,
-            })?;
+        let consumer = create_consumer(connection, config)?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics).map_err(|error| KafkaError::Subscribe {
             topics: config.topics.clone(),
@@ -289,6 +297,89 @@ impl KafkaSource {
             group = %config.group_id,
             "subscribed"
         );
+        Ok(KafkaSource {
+            consumer,
+            config: config.clone(),
+            brokers: connection.brokers.clone(),
+        })
+    }
+
+    /// Like [`KafkaSource::connect`], but instead of joining the group's partition assignment
+    /// it reads every partition of the topics itself, from the first record whose timestamp is
+    /// at or after `since_ms` (ms since the Unix epoch; partitions with none start at their
+    /// end), found with the brokers' time index. Commits still go to the group. Topic patterns
+    /// (`^...`) are not accepted.
+    pub async fn connect_since(
+        connection: &KafkaConnection,
+        config: &KafkaSourceConfig,
+        since_ms: i64,
+        connect_timeout: Duration,
+    ) -> Result<KafkaSource, KafkaError> {
+        connection.validate()?;
+        config.validate()?;
+        if config.topics.is_empty() || config.topics.iter().any(|topic| topic.starts_with('^')) {
+            return Err(KafkaError::Config(
+                "reading from a time needs topic names, not patterns".to_string(),
+            ));
+        }
+        crate::wait_for_brokers(connection, connect_timeout).await?;
+        let consumer = create_consumer(connection, config)?;
+        let metadata_timeout = Duration::from_secs(10);
+        let mut wanted = TopicPartitionList::new();
+        for topic in &config.topics {
+            let topic_error = |reason: String| KafkaError::Topic {
+                topic: topic.clone(),
+                reason,
+            };
+            let metadata = consumer
+                .fetch_metadata(Some(topic), metadata_timeout)
+                .map_err(|error| topic_error(format!("reading its metadata: {error}")))?;
+            let partitions = metadata
+                .topics()
+                .iter()
+                .find(|entry| entry.name() == topic && entry.error().is_none())
+                .map(|entry| {
+                    entry
+                        .partitions()
+                        .iter()
+                        .map(|partition| partition.id())
+                        .collect::<Vec<_>>()
+                })
+                .filter(|partitions| !partitions.is_empty())
+                .ok_or_else(|| topic_error("does not exist".to_string()))?;
+            for partition in partitions {
+                wanted
+                    .add_partition_offset(topic, partition, Offset::Offset(since_ms))
+                    .map_err(|error| topic_error(format!("partition {partition}: {error}")))?;
+            }
+        }
+        let start = consumer
+            .offsets_for_times(wanted, metadata_timeout)
+            .map_err(|error| KafkaError::Consume {
+                brokers: connection.brokers.clone(),
+                error,
+            })?;
+        consumer.assign(&start).map_err(|error| KafkaError::Subscribe {
+            topics: config.topics.clone(),
+            error,
+        })?;
+        let assigned: Vec<(String, i32)> = start
+            .elements()
+            .iter()
+            .map(|element| (element.topic().to_string(), element.partition()))
+            .collect();
+        tracing::info!(
+            brokers = %connection.brokers,
+            topics = ?config.topics,
+            since_ms,
+            start = ?start
+                .elements()
+                .iter()
+                .map(|element| format!("{}/{}@{:?}", element.topic(), element.partition(), element.offset()))
+                .collect::<Vec<_>>(),
+            "reading from a time"
+        );
+        *lock(&consumer.context().assigned) = assigned;
         Ok(KafkaSource {
             consumer,
             config: config.clone(),

@@ -26,7 +26,11 @@ pub use consumer::{BatchOffsets, KafkaBatch, KafkaRecord, KafkaSource};
 pub use error::KafkaError;
 pub use output::{OutputReader, OutputRecord, RawRecords};
 pub use producer::MessageProducer;
-pub use sink::{AlertSink, Delivered, PendingDeliveries, SOURCE_ID_HEADER, SURVEY_HEADER, partition_for};
+pub use sink::{
+    AlertSink, DEAD_LETTER_ERROR_HEADER, DEAD_LETTER_OFFSET_HEADER, DEAD_LETTER_PARTITION_HEADER,
+    DEAD_LETTER_REASON_HEADER, DEAD_LETTER_TOPIC_HEADER, DeadLetterSink, Delivered, PendingDeliveries,
+    SOURCE_ID_HEADER, SURVEY_HEADER, partition_for,
+};
 pub use stream::{
     CrashAt, CrashPoint, StageTimes, StreamError, StreamOptions, StreamParts, StreamSummary, latency_quantiles,
     run_stream,

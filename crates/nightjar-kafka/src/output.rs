@@ -118,6 +118,8 @@ impl RawRecords {
 pub struct OutputReader {
     schemas: nightjar_avro::SchemaCache,
     decoder: Decoder,
+    /// Container framing per schema (by the cached schema's address; the schema is kept).
+    framers: std::collections::HashMap<usize, (Arc<WriterSchema>, nightjar_avro::RecordFramer)>,
 }
 
 impl OutputReader {
@@ -136,10 +138,17 @@ impl OutputReader {
     /// Decodes one output record into its alert.
     pub fn decode(&mut self, key: &[u8], value: &[u8], origin: &Origin) -> Result<Alert, KafkaError> {
         let schema = self.schema(key, origin)?;
-        let container = nightjar_avro::write_container(&schema, [value]).map_err(|kind| KafkaError::Output {
-            origin: origin.to_string(),
-            reason: kind.to_string(),
-        })?;
+        let framer = match self.framers.entry(Arc::as_ptr(&schema) as usize) {
+            std::collections::hash_map::Entry::Occupied(entry) => &entry.into_mut().1,
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let framer = nightjar_avro::RecordFramer::new(&schema).map_err(|kind| KafkaError::Output {
+                    origin: origin.to_string(),
+                    reason: kind.to_string(),
+                })?;
+                &entry.insert((schema, framer)).1
+            }
+        };
+        let container = framer.frame(value);
         let mut alerts = self.decoder.decode(&container, origin);
         match (alerts.pop(), alerts.is_empty()) {
             (Some(Ok(alert)), true) => Ok(alert),

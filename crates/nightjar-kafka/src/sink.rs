@@ -2,7 +2,7 @@
 //! (`acks=all`) before a batch counts as delivered. The partition is chosen explicitly from a
 //! hash of the object id (every key is the same schema text, so the key cannot spread them);
 //! the source id goes in a header so that consumers can drop the duplicates that at-least-once
-//! delivery allows.
+//! delivery allows. [`DeadLetterSink`] publishes undecodable messages to a dead-letter topic.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -19,6 +19,8 @@ use crate::admin::{TopicSpec, ensure_topics, partition_count};
 use crate::config::{KafkaConnection, KafkaSinkConfig};
 use crate::error::KafkaError;
 use crate::output::OutputRecord;
+use nightjar_core::Origin;
+use nightjar_store::DeadLetter;
 
 /// Header holding the alert's source id (candid, diaSourceId) as decimal text.
 pub const SOURCE_ID_HEADER: &str = "source_id";
@@ -351,6 +353,128 @@ impl AlertSink {
             partition: -1,
             reason: format!("flushing: {error}"),
         })
+    }
+}
+
+/// Headers of a dead-letter record: where the message came from and why it was rejected.
+pub const DEAD_LETTER_TOPIC_HEADER: &str = "source_topic";
+pub const DEAD_LETTER_PARTITION_HEADER: &str = "source_partition";
+pub const DEAD_LETTER_OFFSET_HEADER: &str = "source_offset";
+pub const DEAD_LETTER_REASON_HEADER: &str = "reason";
+pub const DEAD_LETTER_ERROR_HEADER: &str = "error";
+
+/// The optional dead-letter topic (`kafka.sink.dead_letter_topic`): every message nightjar
+/// could not decode, its bytes as received, with headers naming the source topic, partition
+/// and offset, the reason (a stable name such as `truncated`) and the full error. The store
+/// keeps them too; the topic lets other services see and replay them.
+pub struct DeadLetterSink {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl std::fmt::Debug for DeadLetterSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeadLetterSink").field("topic", &self.topic).finish()
+    }
+}
+
+impl DeadLetterSink {
+    /// Connects to `config.dead_letter_topic`, creating it when configured to and missing.
+    pub async fn connect(
+        connection: &KafkaConnection,
+        config: &KafkaSinkConfig,
+        connect_timeout: Duration,
+    ) -> Result<DeadLetterSink, KafkaError> {
+        connection.validate()?;
+        config.validate()?;
+        let topic = config.dead_letter_topic.clone();
+        if topic.is_empty() {
+            return Err(KafkaError::Config("kafka.sink.dead_letter_topic is empty".to_string()));
+        }
+        crate::wait_for_brokers(connection, connect_timeout).await?;
+        if config.create_topics {
+            ensure_topics(
+                connection,
+                &[TopicSpec {
+                    name: topic.clone(),
+                    partitions: 1,
+                    replication: config.replication,
+                    retention_ms: config.retention_ms,
+                }],
+            )
+            .await?;
+        }
+        let producer: FutureProducer =
+            config
+                .client_config(connection)
+                .create()
+                .map_err(|error| KafkaError::Client {
+                    what: "dead-letter producer",
+                    brokers: connection.brokers.clone(),
+                    error,
+                })?;
+        tracing::info!(topic = %topic, "publishing dead letters");
+        Ok(DeadLetterSink { producer, topic })
+    }
+
+    /// The dead-letter topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Publishes each dead letter with the origin of its message and waits for every delivery
+    /// report; returns how many were delivered.
+    pub async fn send_all(&self, letters: &[(Origin, &DeadLetter)]) -> Result<u64, KafkaError> {
+        let mut in_flight = Vec::with_capacity(letters.len());
+        for (origin, letter) in letters {
+            let (topic, partition, offset) = match origin {
+                Origin::Kafka {
+                    topic,
+                    partition,
+                    offset,
+                } => (topic.clone(), partition.to_string(), offset.to_string()),
+                other => (other.to_string(), String::new(), String::new()),
+            };
+            let headers = [
+                (DEAD_LETTER_TOPIC_HEADER, topic.as_bytes()),
+                (DEAD_LETTER_PARTITION_HEADER, partition.as_bytes()),
+                (DEAD_LETTER_OFFSET_HEADER, offset.as_bytes()),
+                (DEAD_LETTER_REASON_HEADER, letter.reason.as_bytes()),
+                (DEAD_LETTER_ERROR_HEADER, letter.message.as_bytes()),
+            ]
+            .into_iter()
+            .fold(OwnedHeaders::new_with_capacity(5), |headers, (key, value)| {
+                headers.insert(Header {
+                    key,
+                    value: Some(value),
+                })
+            });
+            let record = FutureRecord::<[u8], [u8]>::to(&self.topic)
+                .payload(letter.bytes.as_slice())
+                .headers(headers);
+            let delivery = self
+                .producer
+                .send_result(record)
+                .map_err(|(error, _)| KafkaError::Delivery {
+                    topic: self.topic.clone(),
+                    partition: -1,
+                    reason: error.to_string(),
+                })?;
+            in_flight.push(delivery);
+        }
+        for delivery in in_flight {
+            let error = |reason: String| KafkaError::Delivery {
+                topic: self.topic.clone(),
+                partition: -1,
+                reason,
+            };
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((kafka_error, _))) => return Err(error(kafka_error.to_string())),
+                Err(_canceled) => return Err(error("the producer dropped the message".to_string())),
+            }
+        }
+        Ok(letters.len() as u64)
     }
 }
 

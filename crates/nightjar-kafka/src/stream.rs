@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use crate::consumer::KafkaSource;
 use crate::error::KafkaError;
 use crate::output::{OutputEnricher, OutputRecord, RawRecords};
-use crate::sink::{AlertSink, RecordView};
+use crate::sink::{AlertSink, DeadLetterSink, RecordView};
 
 /// When the loop stops, besides a shutdown request.
 #[derive(Debug, Clone, Default)]
@@ -127,6 +127,8 @@ pub struct StreamSummary {
     pub delivered_bytes: u64,
     /// Stored alerts not published (their message had an undecodable record), by reason.
     pub not_published: u64,
+    /// Dead letters published to the dead-letter topic.
+    pub dead_letters_published: u64,
     /// Batches committed.
     pub commits: u64,
     /// Commits that failed (their records are read again after a restart or rebalance).
@@ -155,6 +157,8 @@ pub struct StreamParts<'a> {
     pub registry: Option<&'a mut SchemaRegistry>,
     pub store: Arc<dyn Store>,
     pub sink: Option<&'a AlertSink>,
+    /// Where undecodable messages are published besides the store, if anywhere.
+    pub dead_letter_sink: Option<&'a DeadLetterSink>,
     /// The science modules, run on every batch before it is stored; their outputs are stored
     /// and published with the alerts.
     pub modules: &'a mut ModuleRunner,
@@ -249,6 +253,7 @@ pub async fn run_stream(
         mut registry,
         store,
         sink,
+        dead_letter_sink,
         modules,
         filters,
         sinks: filter_sinks,
@@ -323,6 +328,7 @@ pub async fn run_stream(
         let stage = Instant::now();
         let mut alerts: Vec<Alert> = Vec::with_capacity(n_messages);
         let mut dead_letters: Vec<DeadLetter> = Vec::new();
+        let mut dead_letter_origins: Vec<nightjar_core::Origin> = Vec::new();
         let mut outputs: Vec<OutputRecord> = Vec::new();
         // The alert of each output record, by index into `alerts`.
         let mut output_alerts: Vec<usize> = Vec::new();
@@ -370,6 +376,7 @@ pub async fn run_stream(
             }
             alert_partitions.extend(std::iter::repeat_n(partition_index, decoded.len()));
             alerts.extend(decoded);
+            dead_letter_origins.extend(std::iter::repeat_n(origin, letters.len()));
             dead_letters.extend(letters);
         }
         summary.stages.decode += stage.elapsed();
@@ -418,6 +425,10 @@ pub async fn run_stream(
         };
         if !dead_letters.is_empty() {
             store.write_dead_letters(&dead_letters).await.map_err(store_error)?;
+            if let Some(dead_letter_sink) = dead_letter_sink {
+                let letters: Vec<_> = dead_letter_origins.into_iter().zip(&dead_letters).collect();
+                summary.dead_letters_published += dead_letter_sink.send_all(&letters).await?;
+            }
         }
         let written = store.write_batch(&alerts).await.map_err(store_error)?;
         summary.stages.store += stage.elapsed();

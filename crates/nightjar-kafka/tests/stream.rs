@@ -163,6 +163,7 @@ async fn real_alerts_go_through_the_broker_once_each_and_come_out_unchanged() {
                 registry: None,
                 store: store.clone(),
                 sink: Some(&sink),
+                dead_letter_sink: None,
                 modules: &mut nightjar_modules::ModuleRunner::new(Vec::new()).expect("no modules"),
                 filters: &mut FilterStage::without_filters(
                     &nightjar_modules::ModuleRunner::new(Vec::new()).expect("no modules"),
@@ -492,6 +493,7 @@ async fn published_alerts_carry_every_module_output_that_is_stored() {
             registry: None,
             store: store.clone(),
             sink: Some(&sink),
+            dead_letter_sink: None,
             modules: &mut modules,
             filters: &mut FilterStage::without_filters(
                 &nightjar_modules::ModuleRunner::new(Vec::new()).expect("no modules"),

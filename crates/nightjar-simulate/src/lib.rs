@@ -56,4 +56,4 @@ mod template;
 pub use amplify::{Amplifier, AmplifyConfig, CopyInfo, Messages};
 pub use error::SimulateError;
 pub use sky::angular_distance_deg;
-pub use template::Template;
+pub use template::{Template, TemplateOptions};

@@ -73,6 +73,14 @@ impl fmt::Debug for Template {
     }
 }
 
+/// How templates are made from real alerts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TemplateOptions {
+    /// Leave the cutouts out (null), for streams of small messages: a ZTF or Rubin alert is
+    /// 70-180 KB with its three cutouts and a few KB without.
+    pub drop_cutouts: bool,
+}
+
 /// Fink's storage format names the Rubin schema version of each record.
 #[derive(Deserialize)]
 struct FinkSchemaVersion {
@@ -101,14 +109,23 @@ impl Template {
         input: &str,
         bytes: &[u8],
     ) -> Result<Vec<Result<Template, SimulateError>>, SimulateError> {
+        Template::records_from_message_with(input, bytes, TemplateOptions::default())
+    }
+
+    /// [`Template::records_from_message`] with options (cutouts left out).
+    pub fn records_from_message_with(
+        input: &str,
+        bytes: &[u8],
+        options: TemplateOptions,
+    ) -> Result<Vec<Result<Template, SimulateError>>, SimulateError> {
         let decode_error = |kind| SimulateError::Decode {
             input: input.to_string(),
             kind,
         };
         match bytes.first() {
             None => Err(decode_error(DecodeErrorKind::Empty)),
-            Some(_) if bytes.starts_with(CONTAINER_MAGIC) => from_container(input, bytes),
-            Some(&WIRE_MAGIC) => from_wire(input, bytes),
+            Some(_) if bytes.starts_with(CONTAINER_MAGIC) => from_container(input, bytes, options),
+            Some(&WIRE_MAGIC) => from_wire(input, bytes, options),
             Some(_) => {
                 let shown: Vec<String> = bytes.iter().take(4).map(|byte| format!("{byte:02x}")).collect();
                 Err(decode_error(DecodeErrorKind::UnknownFormat(format!(
@@ -198,7 +215,11 @@ impl Template {
     }
 }
 
-fn from_container(input: &str, bytes: &[u8]) -> Result<Vec<Result<Template, SimulateError>>, SimulateError> {
+fn from_container(
+    input: &str,
+    bytes: &[u8],
+    options: TemplateOptions,
+) -> Result<Vec<Result<Template, SimulateError>>, SimulateError> {
     let decode_error = |kind| SimulateError::Decode {
         input: input.to_string(),
         kind,
@@ -207,9 +228,9 @@ fn from_container(input: &str, bytes: &[u8]) -> Result<Vec<Result<Template, Simu
     let container = Container::open(bytes, &mut cache).map_err(decode_error)?;
     let schema = container.schema.clone();
     if nightjar_ztf::is_ztf(&schema) {
-        ztf_templates(input, &container)
+        ztf_templates(input, &container, options)
     } else if nightjar_rubin::is_rubin(&schema) {
-        rubin_container_templates(input, &container)
+        rubin_container_templates(input, &container, options)
     } else {
         Err(SimulateError::UnknownSurvey {
             input: input.to_string(),
@@ -225,6 +246,7 @@ fn from_container(input: &str, bytes: &[u8]) -> Result<Vec<Result<Template, Simu
 fn ztf_templates(
     input: &str,
     container: &Container<'_>,
+    options: TemplateOptions,
 ) -> Result<Vec<Result<Template, SimulateError>>, SimulateError> {
     let decode_error = |kind| SimulateError::Decode {
         input: input.to_string(),
@@ -242,11 +264,16 @@ fn ztf_templates(
         .into_iter()
         .enumerate()
         .map(|(record, alert)| {
-            let alert = alert.map_err(|kind| SimulateError::DecodeRecord {
+            let mut alert = alert.map_err(|kind| SimulateError::DecodeRecord {
                 input: input.to_string(),
                 record,
                 kind,
             })?;
+            if options.drop_cutouts {
+                alert.cutoutScience = None;
+                alert.cutoutTemplate = None;
+                alert.cutoutDifference = None;
+            }
             let datum =
                 serde_avro_fast::to_datum_vec(&alert, &mut SerializerConfig::new(&schema.schema)).map_err(|error| {
                     SimulateError::Reencode {
@@ -268,6 +295,7 @@ fn ztf_templates(
 fn rubin_container_templates(
     input: &str,
     container: &Container<'_>,
+    options: TemplateOptions,
 ) -> Result<Vec<Result<Template, SimulateError>>, SimulateError> {
     let decode_error = |kind| SimulateError::Decode {
         input: input.to_string(),
@@ -289,6 +317,9 @@ fn rubin_container_templates(
                 kind,
             })?;
             drop_empty_records(&mut alert);
+            if options.drop_cutouts {
+                drop_rubin_cutouts(&mut alert);
+            }
             let named_id = named_versions
                 .get(record)
                 .and_then(|named| named.as_ref().ok())
@@ -347,7 +378,17 @@ fn drop_empty_records(alert: &mut RubinAlert) {
     clear_if_empty(&mut alert.mpc_orbits);
 }
 
-fn from_wire(input: &str, bytes: &[u8]) -> Result<Vec<Result<Template, SimulateError>>, SimulateError> {
+fn drop_rubin_cutouts(alert: &mut RubinAlert) {
+    alert.cutoutDifference = None;
+    alert.cutoutScience = None;
+    alert.cutoutTemplate = None;
+}
+
+fn from_wire(
+    input: &str,
+    bytes: &[u8],
+    options: TemplateOptions,
+) -> Result<Vec<Result<Template, SimulateError>>, SimulateError> {
     let decode_error = |kind| SimulateError::Decode {
         input: input.to_string(),
         kind,
@@ -355,6 +396,23 @@ fn from_wire(input: &str, bytes: &[u8]) -> Result<Vec<Result<Template, SimulateE
     let (schema_id, datum) = split_wire(bytes).map_err(decode_error)?;
     let bundled = bundled_rubin(schema_id).map_err(decode_error)?;
     let framing = Framing::Wire { schema_id };
+    let datum = if options.drop_cutouts {
+        let mut alert: RubinAlert = nightjar_avro::decode_datum(datum, &bundled.schema.schema).map_err(decode_error)?;
+        drop_rubin_cutouts(&mut alert);
+        serde_avro_fast::to_datum_vec(&alert, &mut SerializerConfig::new(&bundled.schema.schema)).map_err(|error| {
+            SimulateError::Reencode {
+                input: input.to_string(),
+                record: 0,
+                schema: format!(
+                    "the bundled Rubin schema {}",
+                    nightjar_rubin::schema_version_of_id(schema_id)
+                ),
+                reason: error.to_string(),
+            }
+        })?
+    } else {
+        datum.to_vec()
+    };
     Ok(vec![build(
         input,
         0,
@@ -362,7 +420,7 @@ fn from_wire(input: &str, bytes: &[u8]) -> Result<Vec<Result<Template, SimulateE
         bundled.schema.clone(),
         &bundled.walk_schema,
         framing,
-        datum.to_vec(),
+        datum,
     )])
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use nightjar_avro::{Container, SchemaCache, decode_datum, split_wire};
 use nightjar_core::{Origin, RawBytes, Survey};
 use nightjar_rubin::{RubinAlert, RubinSchemas};
-use nightjar_simulate::{Amplifier, AmplifyConfig, SimulateError, Template, angular_distance_deg};
+use nightjar_simulate::{Amplifier, AmplifyConfig, SimulateError, Template, TemplateOptions, angular_distance_deg};
 use nightjar_ztf::ZtfAlert;
 use serde_json::Value;
 
@@ -830,4 +830,56 @@ fn fink_rubin_records_with_all_null_records_become_templates() {
         .collect();
     // The longest history (prvDiaSources + prvDiaForcedSources) still fits one copy's ids.
     assert!(by_history.keys().next_back().copied().unwrap_or(0) > 1000);
+}
+
+#[test]
+fn templates_without_cutouts_give_the_same_alerts_without_stamps() {
+    let mut cache = SchemaCache::new();
+    let rubin = RubinSchemas::bundled();
+    let options = TemplateOptions { drop_cutouts: true };
+    let mut n_checked = 0;
+    for folder in [
+        "ztf/alerts/boom_20240715_v4.02",
+        "lsst/wire/alerce_v7.4",
+        "lsst/alerts/alerce_v9.0",
+    ] {
+        for file in avro_files(&data_root().join(folder)) {
+            let bytes = std::fs::read(&file).expect("read the sample");
+            let name = file.to_string_lossy();
+            let with = Template::from_named_message(&name, &bytes).expect("templates");
+            let without: Vec<Template> = Template::records_from_message_with(&name, &bytes, options)
+                .expect("templates")
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .expect("every record a template");
+            assert_eq!(with.len(), without.len(), "{name}");
+            for (with, without) in with.iter().zip(&without) {
+                assert!(
+                    without.datum_len() * 2 < with.datum_len(),
+                    "{name}: {} -> {} bytes",
+                    with.datum_len(),
+                    without.datum_len()
+                );
+                let (full, small) = (with.message(), without.message());
+                let (full, small) = (decode(&full, &mut cache, &rubin), decode(&small, &mut cache, &rubin));
+                assert!(
+                    cutouts(&full).iter().any(Option::is_some),
+                    "{name}: the sample has stamps"
+                );
+                assert!(cutouts(&small).iter().all(Option::is_none), "{name}: no stamp left");
+                let mut changed = Vec::new();
+                differences(
+                    "",
+                    &json_without_cutouts(&full),
+                    &json_without_cutouts(&small),
+                    &mut changed,
+                );
+                // ZTF cutout records go as a whole; everything else is the same.
+                changed.retain(|path| !path.contains("cutout"));
+                assert!(changed.is_empty(), "{name}: {changed:?}");
+                n_checked += 1;
+            }
+        }
+    }
+    assert!(n_checked >= 15, "{n_checked}");
 }

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use nightjar_core::{Origin, Survey};
 use nightjar_kafka::{
-    AlertSink, KafkaConfig, KafkaConnection, KafkaSource, KafkaSourceConfig, KafkaUrl, MessageProducer, OutputReader,
-    SOURCE_ID_HEADER, StartOffset, StreamOptions, StreamParts, StreamSummary, TopicSpec,
+    AlertSink, DeadLetterSink, KafkaConfig, KafkaConnection, KafkaSource, KafkaSourceConfig, KafkaUrl, MessageProducer,
+    OutputReader, SOURCE_ID_HEADER, StartOffset, StreamOptions, StreamParts, StreamSummary, TopicSpec,
 };
-use nightjar_simulate::{Amplifier, AmplifyConfig, Template};
+use nightjar_simulate::{Amplifier, AmplifyConfig, Template, TemplateOptions};
 use nightjar_store::Store;
 use tokio::sync::watch;
 
@@ -125,6 +125,10 @@ pub async fn run_stream(
         }
         None => None,
     };
+    let dead_letter_sink = match kafka.sink.dead_letter_topic.is_empty() {
+        true => None,
+        false => Some(DeadLetterSink::connect(&connection, &kafka.sink, connect_timeout).await?),
+    };
     tracing::info!(
         brokers = %connection.brokers,
         topics = ?kafka.source.topics,
@@ -168,6 +172,7 @@ pub async fn run_stream(
             registry: registry.as_mut(),
             store,
             sink: sink.as_ref(),
+            dead_letter_sink: dead_letter_sink.as_ref(),
             modules: &mut modules,
             filters: &mut filters,
             sinks: &mut sinks,
@@ -237,6 +242,9 @@ pub fn print_stream_summary(summary: &StreamSummary) {
     if summary.not_published > 0 {
         eprintln!("  not published        {:>10}", summary.not_published);
     }
+    if summary.dead_letters_published > 0 {
+        eprintln!("  dead letters out     {:>10}", summary.dead_letters_published);
+    }
     let elapsed = summary.ingest.elapsed.as_secs_f64().max(1e-9);
     eprintln!(
         "  MB/s in              {:>10.2}",
@@ -294,6 +302,10 @@ pub struct ProduceArgs {
     /// Seed of the amplification.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// With --count: leave the cutouts out of the amplified alerts (a few KB each instead of
+    /// 70-180 KB), for load and crash tests of everything but the stamps.
+    #[arg(long, requires = "count")]
+    no_cutouts: bool,
     /// How long to wait for the brokers at start-up, retrying with backoff.
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
     connect_timeout: f64,
@@ -326,7 +338,10 @@ pub async fn produce(config: &Config, args: ProduceArgs) -> anyhow::Result<ExitC
             let mut templates = Vec::new();
             for file in &files {
                 let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-                match Template::records_from_message(&file.display().to_string(), &bytes) {
+                let options = TemplateOptions {
+                    drop_cutouts: args.no_cutouts,
+                };
+                match Template::records_from_message_with(&file.display().to_string(), &bytes, options) {
                     Ok(records) => templates.extend(records.into_iter().filter_map(Result::ok)),
                     Err(error) => tracing::warn!("skipping template: {error}"),
                 }
@@ -396,8 +411,14 @@ pub struct ConsumeArgs {
     #[arg(long, value_name = "ID")]
     group: Option<String>,
     /// Only messages produced from now on (a fresh group otherwise starts at the oldest).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "since")]
     latest: bool,
+    /// Only messages published at or after this time (UTC): YYYY-MM-DD, optionally with
+    /// THH:MM[:SS[.fff]]. Every partition is read from the first record at or after it,
+    /// found with the brokers' time index (older records a broker still returns are
+    /// skipped); the group's committed place is not used.
+    #[arg(long, value_name = "DATE")]
+    since: Option<String>,
     /// Stop after this many alerts.
     #[arg(long, value_name = "N")]
     max: Option<u64>,
@@ -405,7 +426,8 @@ pub struct ConsumeArgs {
     #[arg(long, value_name = "SECONDS")]
     timeout: Option<f64>,
     /// Save the alerts instead of printing summaries: FILE.avro (one Avro container per
-    /// schema, FILE-2.avro... for further schemas) or FILE.json (one JSON object per line).
+    /// schema, FILE-2.avro... for further schemas), FILE.parquet (the published records, module
+    /// columns included, one file per schema likewise) or FILE.json (one JSON object per line).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// How long to wait for the brokers, retrying with backoff.
@@ -417,8 +439,10 @@ pub struct ConsumeArgs {
 enum ConsumeOutput {
     Summary(std::io::StdoutLock<'static>),
     Json(std::io::BufWriter<std::fs::File>),
-    Avro {
+    /// Avro containers or Parquet files, written at the end: the datums by schema.
+    Files {
         path: PathBuf,
+        parquet: bool,
         by_schema: Vec<(Arc<nightjar_avro::WriterSchema>, Vec<Vec<u8>>)>,
     },
 }
@@ -447,9 +471,19 @@ pub async fn consume(config: &Config, args: ConsumeArgs) -> anyhow::Result<ExitC
         ..config.kafka.source.clone()
     };
     let connect_timeout = seconds(args.connect_timeout, "--connect-timeout")?;
-    let source = KafkaSource::connect(&connection, &source_config, connect_timeout)
-        .await
-        .with_context(|| format!("cannot reach the alert server at {}", url.brokers))?;
+    let since_ms = match &args.since {
+        Some(since) => {
+            let mjd = nightjar_core::calendar::iso_to_mjd(since)
+                .with_context(|| format!("--since {since:?}: expected YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS[.fff]]"))?;
+            Some(((mjd - UNIX_EPOCH_MJD) * 86_400_000.0).round() as i64)
+        }
+        None => None,
+    };
+    let source = match since_ms {
+        Some(since_ms) => KafkaSource::connect_since(&connection, &source_config, since_ms, connect_timeout).await,
+        None => KafkaSource::connect(&connection, &source_config, connect_timeout).await,
+    }
+    .with_context(|| format!("cannot reach the alert server at {}", url.brokers))?;
     let idle = args.timeout.map(|timeout| seconds(timeout, "--timeout")).transpose()?;
     let mut output = match &args.out {
         None => ConsumeOutput::Summary(std::io::stdout().lock()),
@@ -462,11 +496,18 @@ pub async fn consume(config: &Config, args: ConsumeArgs) -> anyhow::Result<ExitC
                 std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
             ))
         }
-        Some(path) if path.extension().is_some_and(|extension| extension == "avro") => ConsumeOutput::Avro {
-            path: path.clone(),
-            by_schema: Vec::new(),
-        },
-        Some(path) => bail!("--out {}: expected a .avro or .json file", path.display()),
+        Some(path)
+            if path
+                .extension()
+                .is_some_and(|extension| extension == "avro" || extension == "parquet") =>
+        {
+            ConsumeOutput::Files {
+                path: path.clone(),
+                parquet: path.extension().is_some_and(|extension| extension == "parquet"),
+                by_schema: Vec::new(),
+            }
+        }
+        Some(path) => bail!("--out {}: expected a .avro, .parquet or .json file", path.display()),
     };
     let shutdown = shutdown_flag();
     let mut reader = OutputReader::new();
@@ -483,6 +524,13 @@ pub async fn consume(config: &Config, args: ConsumeArgs) -> anyhow::Result<ExitC
         }
         last_alert = Instant::now();
         for record in &batch.records {
+            // A broker may start a partition early (its time index can be coarser than a
+            // record); records from before --since are skipped.
+            if let (Some(since_ms), Some(timestamp_ms)) = (since_ms, record.timestamp_ms)
+                && timestamp_ms < since_ms
+            {
+                continue;
+            }
             let origin = record.origin();
             // At-least-once delivery can repeat an alert; its source id says so.
             if let Some(source_id) = record
@@ -518,15 +566,26 @@ pub async fn consume(config: &Config, args: ConsumeArgs) -> anyhow::Result<ExitC
     match output {
         ConsumeOutput::Summary(mut out) => out.flush()?,
         ConsumeOutput::Json(mut out) => out.flush()?,
-        ConsumeOutput::Avro { path, by_schema } => {
+        ConsumeOutput::Files {
+            path,
+            parquet,
+            by_schema,
+        } => {
+            let extension = if parquet { "parquet" } else { "avro" };
             for (index, (schema, datums)) in by_schema.iter().enumerate() {
                 let file = if index == 0 {
                     path.clone()
                 } else {
                     let stem = path.file_stem().map(|stem| stem.to_string_lossy()).unwrap_or_default();
-                    path.with_file_name(format!("{stem}-{}.avro", index + 1))
+                    path.with_file_name(format!("{stem}-{}.{extension}", index + 1))
                 };
-                let bytes = nightjar_avro::write_container(schema, datums.iter().map(Vec::as_slice))?;
+                let datums = datums.iter().map(Vec::as_slice);
+                let bytes = if parquet {
+                    crate::parquet_file::records_to_parquet(&schema.json, datums)
+                        .with_context(|| format!("converting the alerts of schema {} to Parquet", schema.name))?
+                } else {
+                    nightjar_avro::write_container(schema, datums)?
+                };
                 std::fs::write(&file, bytes).with_context(|| format!("writing {}", file.display()))?;
             }
         }
@@ -576,7 +635,7 @@ fn write_alert(
             serde_json::to_writer(&mut *out, &alert.to_json())?;
             out.write_all(b"\n")?;
         }
-        ConsumeOutput::Avro { by_schema, .. } => {
+        ConsumeOutput::Files { by_schema, .. } => {
             let schema = reader.schema(key, origin)?;
             match by_schema.iter_mut().find(|(known, _)| known.json == schema.json) {
                 Some((_, datums)) => datums.push(value.to_vec()),
@@ -586,6 +645,9 @@ fn write_alert(
     }
     Ok(())
 }
+
+/// The MJD of 1970-01-01 00:00 UTC.
+const UNIX_EPOCH_MJD: f64 = 40_587.0;
 
 fn now_ms() -> u128 {
     std::time::SystemTime::now()

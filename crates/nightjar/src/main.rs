@@ -7,6 +7,7 @@ mod files;
 mod filter_cmds;
 mod inspect;
 mod kafka;
+mod parquet_file;
 mod run;
 mod serve;
 mod simulate;
