@@ -9,17 +9,19 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::{Command, Output};
 
 use common::{Server, http_get, nightjar, repo, stderr, stdout};
 use serde_json::Value;
 
-/// The Python interpreter with the test tools: `NIGHTJAR_PYTHON`, else `python3`.
-fn python(args: &[&str]) -> Output {
+/// Runs the Python interpreter with the test tools (`NIGHTJAR_PYTHON`, else `python3`) in
+/// `dir`.
+fn python(dir: &Path, args: &[&str]) -> Output {
     let python = std::env::var("NIGHTJAR_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     Command::new(&python)
         .args(args)
-        .current_dir(repo())
+        .current_dir(dir)
         .output()
         .unwrap_or_else(|error| panic!("running {python} (set NIGHTJAR_PYTHON, or use scripts/test.sh): {error}"))
 }
@@ -90,22 +92,25 @@ fn the_requests_of_tom_fink_get_answers_it_reads() {
         .to_string();
 
     let cone = format!("{}, {}, 5", sexagesimal(ra, true), sexagesimal(dec, false));
-    let output = python(&[
-        "scripts/tom_fink_requests.py",
-        &server.url(),
-        "--objectId",
-        object,
-        "--conesearch",
-        &cone,
-        "--classsearch",
-        &format!("{class}, 5"),
-        "--classsearchdate",
-        &format!("{class}, 15"),
-        "--now",
-        &(latest_jd + 1.0).to_string(),
-        "--ssosearch",
-        &sso_name,
-    ]);
+    let output = python(
+        &repo(),
+        &[
+            "scripts/tom_fink_requests.py",
+            &server.url(),
+            "--objectId",
+            object,
+            "--conesearch",
+            &cone,
+            "--classsearch",
+            &format!("{class}, 5"),
+            "--classsearchdate",
+            &format!("{class}, 15"),
+            "--now",
+            &(latest_jd + 1.0).to_string(),
+            "--ssosearch",
+            &sso_name,
+        ],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let answers: BTreeMap<String, Value> = stdout(&output)
         .lines()
@@ -182,31 +187,35 @@ fn schemathesis_finds_no_server_error_on_any_documented_route() {
     );
     let server = Server::start(&["serve", "--data-dir", data_dir]);
     let report = dir.path().join("schemathesis.json");
-    let output = python(&[
-        "-m",
-        "schemathesis.cli",
-        "run",
-        &format!("{}/api/v1/openapi.json", server.url()),
-        "--checks",
-        "not_a_server_error",
-        "--max-examples",
-        "50",
-        "--seed",
-        "1",
-        "--phases",
-        "examples,coverage,fuzzing",
-        "--workers",
-        "2",
-        "--request-timeout",
-        "30",
-        "--no-color",
-        "--generation-database",
-        "none",
-        "--report",
-        "json",
-        "--report-json-path",
-        report.to_str().expect("utf-8"),
-    ]);
+    // In the temporary directory, where schemathesis keeps its cache.
+    let output = python(
+        dir.path(),
+        &[
+            "-m",
+            "schemathesis.cli",
+            "run",
+            &format!("{}/api/v1/openapi.json", server.url()),
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "50",
+            "--seed",
+            "1",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--workers",
+            "2",
+            "--request-timeout",
+            "30",
+            "--no-color",
+            "--generation-database",
+            "none",
+            "--report",
+            "json",
+            "--report-json-path",
+            report.to_str().expect("utf-8"),
+        ],
+    );
     let log = format!("{}{}", stdout(&output), stderr(&output));
     assert!(output.status.success(), "schemathesis found failures:\n{log}");
     // It did test every route of the document: "Selected: 25/25", then "Tested: 25".
