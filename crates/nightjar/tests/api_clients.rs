@@ -1,6 +1,7 @@
 //! Clients of the API against `nightjar serve` on a store of real alerts: the requests of the
 //! TOM Toolkit's Fink module (`scripts/tom_fink_requests.py`), and schemathesis generating
-//! requests from the OpenAPI document, none of which may get a server error.
+//! requests from the OpenAPI document, none of which may get a server error, over the embedded
+//! store and over PostgreSQL (a throwaway cluster started by the PostgreSQL store's test support).
 //!
 //! Both run Python from `NIGHTJAR_PYTHON` (scripts/test.sh sets it to a virtual environment
 //! with scripts/requirements.txt installed).
@@ -14,6 +15,10 @@ use std::process::{Command, Output};
 
 use common::{Server, http_get, nightjar, repo, stderr, stdout};
 use serde_json::Value;
+
+#[path = "../../nightjar-store-postgres/tests/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
 
 /// Runs the Python interpreter with the test tools (`NIGHTJAR_PYTHON`, else `python3`) in
 /// `dir`.
@@ -172,24 +177,12 @@ fn form_encoded(text: &str) -> String {
         .collect()
 }
 
-#[test]
-fn schemathesis_finds_no_server_error_on_any_documented_route() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data_dir = dir.path().to_str().expect("utf-8");
-    // A small real store: one ZTF light curve, ZTF alerts with solar-system objects, Rubin alerts.
-    fill_store(
-        data_dir,
-        &[
-            "tests/data/ztf/alerts/pittgoogle_ZTF21abiuvdk_lightcurve_v3.3",
-            "tests/data/ztf/alerts/boom_20240715_v4.02",
-            "tests/data/lsst/wire/boom",
-        ],
-    );
-    let server = Server::start(&["serve", "--data-dir", data_dir]);
-    let report = dir.path().join("schemathesis.json");
-    // In the temporary directory, where schemathesis keeps its cache.
+/// Runs schemathesis against `server` (keeping its cache in `dir`): requests generated from
+/// the OpenAPI document for every route, none of which may get a server error.
+fn schemathesis_finds_no_server_error(server: Server, dir: &Path) {
+    let report = dir.join("schemathesis.json");
     let output = python(
-        dir.path(),
+        dir,
         &[
             "-m",
             "schemathesis.cli",
@@ -230,4 +223,37 @@ fn schemathesis_finds_no_server_error_on_any_documented_route() {
     assert_eq!(tested, selected, "routes left untested:\n{log}");
     eprintln!("{log}");
     assert!(server.stop(), "SIGTERM stops the server cleanly");
+}
+
+/// A small real store: one ZTF light curve, ZTF alerts with solar-system objects, Rubin alerts.
+const SMALL_STORE: [&str; 3] = [
+    "tests/data/ztf/alerts/pittgoogle_ZTF21abiuvdk_lightcurve_v3.3",
+    "tests/data/ztf/alerts/boom_20240715_v4.02",
+    "tests/data/lsst/wire/boom",
+];
+
+#[test]
+fn schemathesis_finds_no_server_error_over_the_embedded_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("store");
+    let data_dir = data_dir.to_str().expect("utf-8");
+    fill_store(data_dir, &SMALL_STORE);
+    let server = Server::start(&["serve", "--data-dir", data_dir]);
+    schemathesis_finds_no_server_error(server, dir.path());
+}
+
+#[test]
+fn schemathesis_finds_no_server_error_over_postgres() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let url = runtime.block_on(support::fresh_database());
+    for source in SMALL_STORE {
+        let run = nightjar(&["--store", &url, "run", "--source", source, "--quiet"]);
+        assert!(run.status.success(), "{source}: {}", stderr(&run));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&["--store", &url, "serve"]);
+    schemathesis_finds_no_server_error(server, dir.path());
 }
