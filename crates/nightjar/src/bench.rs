@@ -44,8 +44,9 @@ pub enum BenchCommand {
     ///
     /// Fills a fresh store with --count unique alerts amplified from the real ZTF alerts (new
     /// ids, positions and times; stored without cutouts, which these routes do not read) and
-    /// reports the fill rate (alerts/s and new rows/s, histories included), then serves the
-    /// API on a local port and measures.
+    /// reports the fill rate (alerts/s and new rows/s, histories included) and the rate of a
+    /// replay of stored alerts (every row already there), then serves the API on a local port
+    /// and measures.
     Api(crate::bench_api::ApiBenchArgs),
 }
 
