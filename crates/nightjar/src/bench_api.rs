@@ -334,7 +334,8 @@ fn measure_store(
 }
 
 pub fn api(args: ApiBenchArgs) -> anyhow::Result<ExitCode> {
-    if args.count == 0 || args.clients == 0 || !(args.seconds > 0.0) || !(args.radius > 0.0) {
+    let positive = |value: f64| value.is_finite() && value > 0.0;
+    if args.count == 0 || args.clients == 0 || !positive(args.seconds) || !positive(args.radius) {
         bail!("--count, --clients, --seconds and --radius must be greater than 0");
     }
     let (n_templates, amplifier) = ztf_amplifier(&args.templates, 2)?;
