@@ -42,6 +42,12 @@ mod write;
 use error::{Failed, display_url, map_postgres};
 use read::ReadFailure;
 
+/// True for text holding a NUL character: PostgreSQL's `text` cannot hold one (the server
+/// refuses it as a parameter), so no stored value matches it and the query is not sent.
+fn holds_nul(text: &str) -> bool {
+    text.contains('\0')
+}
+
 /// Idle connections kept open between calls.
 const MAX_IDLE_CONNECTIONS: usize = 8;
 
@@ -284,6 +290,9 @@ impl Store for PostgresStore {
     }
 
     async fn light_curve(&self, survey: Survey, object_id: &str) -> Result<Option<LightCurve>, StoreError> {
+        if holds_nul(object_id) {
+            return Ok(None);
+        }
         let mut client = self.inner.client().await?;
         read::light_curve(&mut client, survey, object_id)
             .await
@@ -310,6 +319,11 @@ impl Store for PostgresStore {
         selection: &AlertSelection,
         limit: usize,
     ) -> Result<Vec<AlertRow>, StoreError> {
+        if let AlertSelection::Class(text) | AlertSelection::Tag(text) = selection
+            && holds_nul(text)
+        {
+            return Ok(Vec::new());
+        }
         let client = self.inner.client().await?;
         read::latest_alerts(&client, window, selection, limit)
             .await
@@ -329,6 +343,9 @@ impl Store for PostgresStore {
     }
 
     async fn solar_system_alerts(&self, name: &str, limit: usize) -> Result<Vec<AlertRow>, StoreError> {
+        if holds_nul(name) {
+            return Ok(Vec::new());
+        }
         let client = self.inner.client().await?;
         read::solar_system_alerts(&client, name, limit)
             .await
@@ -348,6 +365,9 @@ impl Store for PostgresStore {
     }
 
     async fn dead_letters(&self, reason: Option<&str>, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        if reason.is_some_and(holds_nul) {
+            return Ok(Vec::new());
+        }
         let client = self.inner.client().await?;
         read::dead_letters(&client, reason, limit)
             .await

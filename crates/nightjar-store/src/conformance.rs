@@ -70,6 +70,7 @@ pub const CHECK_NAMES: &[&str] = &[
     "dead_letters_roundtrip",
     "prune_removes_older_nights",
     "module_outputs_and_classes",
+    "text_with_a_nul_character_finds_nothing",
 ];
 
 /// Defines a backend's conformance tests: one `#[tokio::test]` per check, named for it (so a
@@ -103,6 +104,7 @@ macro_rules! conformance_tests {
             dead_letters_roundtrip,
             prune_removes_older_nights,
             module_outputs_and_classes,
+            text_with_a_nul_character_finds_nothing,
         );
     };
     (@checks $factory:expr; $($check:ident),* $(,)?) => {
@@ -148,6 +150,7 @@ pub async fn run_all(make_store: impl StoreFactory) -> Result<(), StoreError> {
     dead_letters_roundtrip(factory).await?;
     prune_removes_older_nights(factory).await?;
     module_outputs_and_classes(factory).await?;
+    text_with_a_nul_character_finds_nothing(factory).await?;
     Ok(())
 }
 
@@ -1450,5 +1453,27 @@ pub async fn module_outputs_and_classes(factory: &dyn StoreFactory) -> Result<()
     assert_eq!(count_of("Solar System MPC"), Some(mpc));
     assert_eq!(counts.len(), 2, "{counts:?}");
     assert!(counts[0].alerts >= counts[1].alerts, "most common first");
+    Ok(())
+}
+
+/// Text holding a NUL character (which no stored id, name, class, tag or reason holds, and
+/// PostgreSQL's text cannot) finds nothing, as any other unknown text: an API client sending one
+/// got a server error from the PostgreSQL store.
+pub async fn text_with_a_nul_character_finds_nothing(factory: &dyn StoreFactory) -> Result<(), StoreError> {
+    let store = factory.make().await?;
+    store.write_batch(&all_alerts()).await?;
+    for survey in [Survey::Ztf, Survey::Rubin] {
+        assert!(store.light_curve(survey, "ZTF21abiuvdk\0").await?.is_none());
+        assert!(store.light_curve(survey, "\0").await?.is_none());
+    }
+    assert!(store.solar_system_alerts("113410\0", 10).await?.is_empty());
+    let window = TimeWindow::ALL;
+    for selection in [
+        AlertSelection::Class("Unknown\0".to_string()),
+        AlertSelection::Tag("\u{d7}\u{1a}\0".to_string()),
+    ] {
+        assert!(store.latest_alerts(window, &selection, 10).await?.is_empty());
+    }
+    assert!(store.dead_letters(Some("\0"), 10).await?.is_empty());
     Ok(())
 }

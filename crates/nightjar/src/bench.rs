@@ -38,6 +38,16 @@ pub enum BenchCommand {
     /// Filter evaluation: alerts/s for 1, 10 and 100 distinct filters over batches of real
     /// alerts, the conversion to Arrow included; the reference is converting every column.
     Filters(crate::filter_cmds::FilterBenchArgs),
+    /// API latency under load: p50/p99 of light curves (/api/v1/objects) and cone searches
+    /// (/api/v1/conesearch) from concurrent clients while ingestion runs, against the same
+    /// requests on the idle store; the embedded store, and PostgreSQL with --postgres.
+    ///
+    /// Fills a fresh store with --count unique alerts amplified from the real ZTF alerts (new
+    /// ids, positions and times; stored without cutouts, which these routes do not read) and
+    /// reports the fill rate (alerts/s and new rows/s, histories included) and the rate of a
+    /// replay of stored alerts (every row already there), then serves the API on a local port
+    /// and measures.
+    Api(crate::bench_api::ApiBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -59,16 +69,22 @@ pub struct IngestBenchArgs {
     only_with_cutouts: bool,
 }
 
-/// Copies of template alerts, made on demand: a source of `count` unique messages.
-struct SimulatedSource {
-    amplifier: Arc<Amplifier>,
-    next: u64,
-    count: u64,
+/// Copies of template alerts, made on demand: a source of the unique messages `next..count`,
+/// which ends early once `stop` is set.
+pub(crate) struct SimulatedSource {
+    pub(crate) amplifier: Arc<Amplifier>,
+    pub(crate) next: u64,
+    pub(crate) count: u64,
+    pub(crate) stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl MessageSource for SimulatedSource {
     fn next_batch(&mut self, max: usize) -> Result<Option<Vec<Message>>, SourceError> {
-        if self.next >= self.count {
+        let stopped = self
+            .stop
+            .as_ref()
+            .is_some_and(|stop| stop.load(std::sync::atomic::Ordering::Relaxed));
+        if self.next >= self.count || stopped {
             return Ok(None);
         }
         let end = (self.next + max as u64).min(self.count);
@@ -88,7 +104,7 @@ impl MessageSource for SimulatedSource {
     }
 
     fn len_hint(&self) -> Option<u64> {
-        Some(self.count)
+        Some(self.count - self.next)
     }
 }
 
@@ -119,6 +135,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Decode(args) => decode(args),
         BenchCommand::Ingest(args) => ingest(args),
         BenchCommand::Filters(args) => crate::filter_cmds::bench(args),
+        BenchCommand::Api(args) => crate::bench_api::api(args),
     }
 }
 
@@ -265,19 +282,25 @@ fn decode(args: DecodeBenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn ingest(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
-    let (_, messages) = load_messages(&args.templates, Survey::Ztf)?;
-    let mut templates = Vec::new();
+/// An amplifier over the one-alert ZTF messages under `templates`, and their number.
+pub(crate) fn ztf_amplifier(templates: &Path, seed: u64) -> anyhow::Result<(usize, Arc<Amplifier>)> {
+    let (_, messages) = load_messages(templates, Survey::Ztf)?;
+    let mut parsed = Vec::new();
     for message in &messages {
-        templates.extend(Template::from_message(message)?);
+        parsed.extend(Template::from_message(message)?);
     }
-    let amplifier = Arc::new(Amplifier::new(
-        templates,
+    let amplifier = Amplifier::new(
+        parsed,
         AmplifyConfig {
-            seed: 1,
+            seed,
             ..AmplifyConfig::default()
         },
-    )?);
+    )?;
+    Ok((messages.len(), Arc::new(amplifier)))
+}
+
+fn ingest(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
+    let (n_templates, amplifier) = ztf_amplifier(&args.templates, 1)?;
     let mean_kb = (0..200)
         .map(|index| amplifier.message(index).map(|bytes| bytes.len()))
         .sum::<Result<usize, _>>()? as f64
@@ -285,9 +308,7 @@ fn ingest(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
         / 1e3;
     println!(
         "ingest benchmark: {} unique ZTF alerts ({mean_kb:.1} KB on average) amplified from {} real ones, batches of {}",
-        args.count,
-        messages.len(),
-        args.batch_size
+        args.count, n_templates, args.batch_size
     );
 
     // Reference: decoding alone, same messages, same process.
@@ -319,6 +340,7 @@ fn ingest(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
             amplifier: amplifier.clone(),
             next: 0,
             count: args.count,
+            stop: None,
         };
         let config = IngestConfig {
             batch_size: args.batch_size,
@@ -365,7 +387,7 @@ fn ingest(args: IngestBenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn directory_bytes(dir: &Path) -> u64 {
+pub(crate) fn directory_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries

@@ -2,6 +2,7 @@
 //! the chosen subcommand.
 
 mod bench;
+mod bench_api;
 mod config;
 mod files;
 mod filter_cmds;

@@ -2,29 +2,15 @@
 //! real alerts, `run` them from the topic into a store and an output topic, `consume` the
 //! output; SIGTERM finishes, commits and exits 0; a broker that is down is a clear error.
 
+#[allow(dead_code, reason = "each test file uses some of the helpers")]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{nightjar, repo, stderr, stdout};
+use common::{nightjar, repo, source_ids_of, stderr, stdout};
 use nightjar_kafka::testing::{self, unique_name};
-
-/// Source ids of the alerts in `paths`, as `nightjar inspect` decodes them.
-fn source_ids_of(paths: &[&str]) -> BTreeSet<i64> {
-    let mut args = vec!["inspect"];
-    args.extend(paths);
-    let output = nightjar(&args);
-    assert!(output.status.success(), "{}", stderr(&output));
-    stdout(&output)
-        .lines()
-        .map(|line| {
-            let json: serde_json::Value = serde_json::from_str(line).expect("inspect prints JSON lines");
-            json["source_id"].as_i64().expect("a source id")
-        })
-        .collect()
-}
 
 #[test]
 fn produce_run_and_consume_carry_every_real_alert_once() {

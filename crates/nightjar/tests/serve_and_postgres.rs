@@ -4,38 +4,13 @@
 #[allow(dead_code, reason = "each test file uses some of the helpers")]
 mod common;
 
-use common::{nightjar, repo, stderr};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use common::{Server, http_get as get, nightjar, stderr};
 
 #[path = "../../nightjar-store-postgres/tests/support/mod.rs"]
 #[allow(dead_code)]
 mod support;
 
 const LIGHT_CURVE: &str = "tests/data/ztf/alerts/pittgoogle_ZTF21abiuvdk_lightcurve_v3.3";
-
-/// One HTTP/1.1 GET; the status code and the body.
-fn get(address: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).expect("connecting to the server");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("talking to the server");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("talking to the server");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
 
 #[test]
 fn serve_answers_from_the_store_and_stops_on_sigterm() {
@@ -47,21 +22,8 @@ fn serve_answers_from_the_store_and_stops_on_sigterm() {
             .success()
     );
 
-    let mut server = Command::new(env!("CARGO_BIN_EXE_nightjar"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir])
-        .current_dir(repo())
-        .env("RUST_LOG", "error")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let banner = lines.next().unwrap().unwrap();
-    // "serving DIR on http://127.0.0.1:PORT: Fink API at ..."
-    let address = banner
-        .split_once("http://")
-        .and_then(|(_, rest)| rest.split_once(": "))
-        .map(|(address, _)| address.to_string())
-        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    let server = Server::start(&["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir]);
+    let address = server.address.clone();
 
     let (status, body) = get(&address, "/health");
     assert_eq!(status, 200, "{body}");
@@ -72,12 +34,7 @@ fn serve_answers_from_the_store_and_stops_on_sigterm() {
     let (status, body) = get(&address, "/api/v1/conesearch?ra=1000&dec=0&radius=5");
     assert_eq!(status, 400, "{body}");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    assert!(server.wait().unwrap().success(), "SIGTERM stops the server cleanly");
+    assert!(server.stop(), "SIGTERM stops the server cleanly");
 }
 
 #[test]
@@ -112,43 +69,27 @@ fn run_into_postgres_is_idempotent_and_readable() {
 #[test]
 fn run_serve_ingests_then_keeps_serving_until_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_nightjar"))
-        .args([
-            "run",
-            "--serve",
-            "--source",
-            LIGHT_CURVE,
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--quiet",
-        ])
-        .current_dir(repo())
-        .env("RUST_LOG", "error")
-        .env("NIGHTJAR__SERVE__LISTEN", "127.0.0.1:0")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stderr.take().unwrap())
-        .lines()
-        .map_while(Result::ok);
-    let banner = lines.next().unwrap();
-    let address = banner
-        .split_once("http://")
-        .and_then(|(_, rest)| rest.split_once(": "))
-        .map(|(address, _)| address.to_string())
-        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    let mut server = Server::start(&[
+        "run",
+        "--serve",
+        "--source",
+        LIGHT_CURVE,
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--quiet",
+    ]);
+    let address = server.address.clone();
     // Wait for the end of the ingestion.
     assert!(
-        lines.any(|line| line.contains("still serving")),
+        server
+            .lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|line| line.contains("still serving")),
         "the run did not finish ingesting"
     );
     let (status, body) = get(&address, "/api/v1/objects?objectId=ZTF21abiuvdk&columns=i:candid");
     assert_eq!(status, 200, "{body}");
     assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&body).unwrap().len(), 12);
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    assert!(server.wait().unwrap().success(), "SIGTERM stops the server cleanly");
+    assert!(server.stop(), "SIGTERM stops the server cleanly");
 }
