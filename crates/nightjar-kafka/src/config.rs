@@ -519,6 +519,17 @@ impl KafkaSinkConfig {
         }
         config
     }
+
+    /// A producer with these properties.
+    pub fn producer(&self, connection: &KafkaConnection) -> Result<rdkafka::producer::FutureProducer, KafkaError> {
+        self.client_config(connection)
+            .create()
+            .map_err(|error| KafkaError::Client {
+                what: "producer",
+                brokers: connection.brokers.clone(),
+                error,
+            })
+    }
 }
 
 /// Kafka's rules for a topic name: 1 to 249 of `[a-zA-Z0-9._-]`, not `.` or `..`.

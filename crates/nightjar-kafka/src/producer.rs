@@ -42,15 +42,7 @@ impl MessageProducer {
     ) -> Result<MessageProducer, KafkaError> {
         connection.validate()?;
         crate::wait_for_brokers(connection, connect_timeout).await?;
-        let producer: FutureProducer =
-            settings
-                .client_config(connection)
-                .create()
-                .map_err(|error| KafkaError::Client {
-                    what: "producer",
-                    brokers: connection.brokers.clone(),
-                    error,
-                })?;
+        let producer = settings.producer(connection)?;
         Ok(MessageProducer {
             producer,
             topic: topic.to_string(),

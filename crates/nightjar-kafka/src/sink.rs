@@ -152,15 +152,7 @@ impl AlertSink {
         connection.validate()?;
         config.validate()?;
         crate::wait_for_brokers(connection, connect_timeout).await?;
-        let producer: FutureProducer =
-            config
-                .client_config(connection)
-                .create()
-                .map_err(|error| KafkaError::Client {
-                    what: "producer",
-                    brokers: connection.brokers.clone(),
-                    error,
-                })?;
+        let producer = config.producer(connection)?;
         let mut sink = AlertSink {
             producer,
             topic: config.topic.clone(),
