@@ -251,6 +251,18 @@ fn a_broker_that_is_down_is_a_clear_error_after_retries() {
 }
 
 /// Runs `nightjar` as [`nightjar`] does, with extra environment variables.
+/// How long a worker of the crash test may store nothing before it is started again.
+const STALL: Duration = Duration::from_secs(90);
+
+fn kill_and_reap(worker: &mut std::process::Child) {
+    let killed = Command::new("kill")
+        .args(["-KILL", &worker.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    worker.wait().expect("reaped");
+}
+
 fn nightjar_with_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_nightjar"));
     command
@@ -401,20 +413,35 @@ fn twenty_thousand_alerts_survive_random_kills_and_a_crash_at_every_point() {
                 let share = N_ALERTS / 12;
                 let target = (2 * n_kills + 1) * share + random.below(share);
                 n_kills += 1;
-                let mut worker = Command::new(env!("CARGO_BIN_EXE_nightjar"))
-                    .args(run_args)
-                    .current_dir(repo())
-                    .env_remove("NIGHTJAR_CONFIG")
-                    .env("RUST_LOG", "error")
-                    .env(instance.0, instance.1)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("starting nightjar run");
+                let spawn_worker = || {
+                    Command::new(env!("CARGO_BIN_EXE_nightjar"))
+                        .args(run_args)
+                        .current_dir(repo())
+                        .env_remove("NIGHTJAR_CONFIG")
+                        .env("RUST_LOG", "error")
+                        .env(instance.0, instance.1)
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .expect("starting nightjar run")
+                };
+                let mut worker = spawn_worker();
+                let mut progress = (before, Instant::now());
                 loop {
                     let stored = alerts_stored_so_far(&store);
                     if stored > before && stored >= target {
                         break;
+                    }
+                    if stored != progress.0 {
+                        progress = (stored, Instant::now());
+                    } else if progress.1.elapsed() > STALL {
+                        // tansu 0.6 now and then leaves a restarted static member without its
+                        // partitions; a worker that stores nothing for that long is killed and
+                        // started again (one more kill: the store must still end up exact).
+                        eprintln!("no progress for {STALL:?} at {stored} alerts: restarting the worker");
+                        kill_and_reap(&mut worker);
+                        worker = spawn_worker();
+                        progress = (stored, Instant::now());
                     }
                     assert!(
                         worker.try_wait().expect("status").is_none(),
@@ -432,9 +459,44 @@ fn twenty_thousand_alerts_survive_random_kills_and_a_crash_at_every_point() {
             }
             Crash::At(point) => {
                 let at = format!("{point}:{}", random.below(3));
-                let crashed = nightjar_with_env(&run_args, &[instance, ("NIGHTJAR_CRASH_AT", &at)]);
-                assert!(!crashed.status.success(), "{at}: the worker aborted");
-                assert!(stderr(&crashed).contains("crash test"), "{at}: {}", stderr(&crashed));
+                // As above, a worker left without partitions is started again.
+                let log_path = data_dir.path().join("crash.log");
+                let (status, log) = loop {
+                    let mut worker = Command::new(env!("CARGO_BIN_EXE_nightjar"))
+                        .args(run_args)
+                        .current_dir(repo())
+                        .env_remove("NIGHTJAR_CONFIG")
+                        .env("RUST_LOG", "error")
+                        .env(instance.0, instance.1)
+                        .env("NIGHTJAR_CRASH_AT", &at)
+                        .stdout(Stdio::null())
+                        .stderr(std::fs::File::create(&log_path).expect("log file"))
+                        .spawn()
+                        .expect("starting nightjar run");
+                    let started = Instant::now();
+                    let mut progress = (alerts_stored_so_far(&store), Instant::now());
+                    let status = loop {
+                        if let Some(status) = worker.try_wait().expect("status") {
+                            break Some(status);
+                        }
+                        let stored = alerts_stored_so_far(&store);
+                        if stored != progress.0 {
+                            progress = (stored, Instant::now());
+                        } else if progress.1.elapsed() > STALL && started.elapsed() > STALL {
+                            break None;
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                    };
+                    match status {
+                        Some(status) => break (status, std::fs::read_to_string(&log_path).unwrap_or_default()),
+                        None => {
+                            eprintln!("no progress for {STALL:?} before {at}: restarting the worker");
+                            kill_and_reap(&mut worker);
+                        }
+                    }
+                };
+                assert!(!status.success(), "{at}: the worker aborted");
+                assert!(log.contains("crash test"), "{at}: {log}");
             }
         }
         let after = alerts_stored_so_far(&store);
