@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use nightjar_core::Alert;
 use nightjar_decode::Decoder;
-use nightjar_filter::{Payload, SinkConfig};
+use nightjar_filter::Payload;
 use nightjar_metrics::PipelineMetrics;
 use nightjar_modules::ModuleRunner;
 use nightjar_pipeline::{
@@ -189,29 +189,20 @@ enum FilterRecord {
     },
 }
 
-/// The records of every filter topic of one batch, by topic.
+/// The records of every filter topic of one batch, by topic. `rows` are each pass's payload
+/// rows (empty where no sink needs them).
 fn filter_records(
     passes: &[FilterPass],
+    rows: &[Vec<serde_json::Value>],
     alerts: &[Alert],
     output_of_alert: &[Option<usize>],
 ) -> Vec<(String, Vec<FilterRecord>)> {
     let mut topics: std::collections::BTreeMap<String, Vec<FilterRecord>> = std::collections::BTreeMap::new();
-    for pass in passes {
-        let patterns: Vec<&str> = pass
-            .sinks
-            .iter()
-            .filter_map(|sink| match sink {
-                SinkConfig::Kafka { topic } => Some(topic.as_str()),
-                _ => None,
-            })
-            .collect();
+    for (pass, rows) in passes.iter().zip(rows) {
+        let patterns: Vec<&str> = pass.kafka_topics().collect();
         if patterns.is_empty() {
             continue;
         }
-        let rows = match pass.payload {
-            Payload::Full => Vec::new(),
-            Payload::Lite | Payload::Ids => pass.rows(alerts),
-        };
         for (row, &index) in pass.passed.iter().enumerate() {
             let Some(alert) = alerts.get(index) else { continue };
             for pattern in &patterns {
@@ -404,8 +395,21 @@ pub async fn run_stream(
         for (output, &alert_index) in output_alerts.iter().enumerate() {
             output_of_alert[alert_index] = Some(output);
         }
+        // Payload rows, once per pass, where a JSON topic or a webhook or file sink needs them.
+        let rows: Vec<Vec<serde_json::Value>> = passes
+            .iter()
+            .map(|pass| {
+                let json_topic =
+                    sink.is_some() && pass.payload != Payload::Full && pass.kafka_topics().next().is_some();
+                if json_topic || pass.has_delivery_sinks() {
+                    pass.rows(&alerts)
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
         let topic_records = if sink.is_some() {
-            filter_records(&passes, &alerts, &output_of_alert)
+            filter_records(&passes, &rows, &alerts, &output_of_alert)
         } else {
             Vec::new()
         };
@@ -453,13 +457,9 @@ pub async fn run_stream(
                     |(topic, partition, first, last)| nightjar_sinks::kafka_position(topic, *partition, *first, *last),
                 )
         };
-        for pass in &passes {
-            if pass.sinks.iter().all(|sink| matches!(sink, SinkConfig::Kafka { .. })) {
-                continue;
-            }
-            let rows = pass.rows(&alerts);
+        for (pass, rows) in passes.iter().zip(&rows) {
             filter_sinks
-                .deliver(pass, &rows, &alerts, &position)
+                .deliver(pass, rows, &alerts, &position)
                 .map_err(|error| StreamError::Outbox {
                     batch: batch_index,
                     error,

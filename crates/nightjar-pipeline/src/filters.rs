@@ -100,6 +100,21 @@ pub struct FilterPass {
 }
 
 impl FilterPass {
+    /// True when the filter has a webhook or file sink (delivered by [`FilterSinks`]).
+    pub fn has_delivery_sinks(&self) -> bool {
+        self.sinks
+            .iter()
+            .any(|sink| matches!(sink, SinkConfig::Webhook { .. } | SinkConfig::File { .. }))
+    }
+
+    /// The topic patterns of the filter's Kafka sinks.
+    pub fn kafka_topics(&self) -> impl Iterator<Item = &str> {
+        self.sinks.iter().filter_map(|sink| match sink {
+            SinkConfig::Kafka { topic } => Some(topic.as_str()),
+            _ => None,
+        })
+    }
+
     /// One JSON object per passing alert, shaped by the payload: `ids` (survey, object and
     /// source ids), `lite` (ids, the selected columns and the latest detections) or `full`
     /// (the whole alert, raw survey fields included, and every module output; cutouts are
@@ -391,11 +406,7 @@ impl FilterSinks {
         alerts: &[Alert],
         position: &dyn Fn(usize) -> String,
     ) -> Result<(), OutboxError> {
-        let has_sinks = pass
-            .sinks
-            .iter()
-            .any(|sink| matches!(sink, SinkConfig::Webhook { .. } | SinkConfig::File { .. }));
-        if !has_sinks {
+        if !pass.has_delivery_sinks() {
             return Ok(());
         }
         // Rows grouped by survey, night and input range.

@@ -246,7 +246,7 @@ pub async fn ingest<S: MessageSource>(
                             .run(&alerts, &outputs)
                             .into_iter()
                             .map(|pass| {
-                                let rows = if pass.sinks.is_empty() {
+                                let rows = if !pass.has_delivery_sinks() {
                                     Vec::new()
                                 } else {
                                     pass.rows(&alerts)
